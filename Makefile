@@ -1,0 +1,43 @@
+# Every target creates the virtualenv it needs; nothing is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PEER := .peer/hud
+
+.PHONY: demo test lint fmt peer bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/hud eval examples/quickstart/tasks.py oracle --all --yes
+
+test: $(BIN)/.installed
+	$(BIN)/pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(BIN)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# The official hud package, used as a black box for interop tests and benchmarks.
+$(PEER)/.installed:
+	PYENV_VERSION=3.12.1 python3.12 -m venv $(PEER)
+	$(PEER)/bin/pip install -q hud==0.6.21 typer==0.28.0
+	touch $@
+
+peer: $(PEER)/.installed
+
+bench: $(BIN)/.installed $(PEER)/.installed
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

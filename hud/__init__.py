@@ -1,0 +1,34 @@
+"""hud: build, serve and evaluate AI-agent environments (compatible with HUD v6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hud.version import __version__
+
+_EXPORTS = {
+    "Environment": "hud.environment",
+    "Task": "hud.eval.task",
+    "Taskset": "hud.eval.taskset",
+    "RuntimeConfig": "hud.eval.runtime_config",
+    "ComposeProject": "hud.eval.runtime_config",
+    "RuntimeGPU": "hud.eval.runtime_config",
+    "RuntimeLimits": "hud.eval.runtime_config",
+    "RuntimeResources": "hud.eval.runtime_config",
+    "RuntimeTPU": "hud.eval.runtime_config",
+    "Runtime": "hud.eval.runtime",
+    "connect": "hud.clients",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hud' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,30 @@
+"""Evaluation: tasks, tasksets, rollouts, runtimes and jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "Task": "hud.eval.task",
+    "RuntimeConfig": "hud.eval.runtime_config",
+    "ComposeProject": "hud.eval.runtime_config",
+    "RuntimeGPU": "hud.eval.runtime_config",
+    "RuntimeLimits": "hud.eval.runtime_config",
+    "RuntimeResources": "hud.eval.runtime_config",
+    "RuntimeTPU": "hud.eval.runtime_config",
+    "Taskset": "hud.eval.taskset",
+    "Runtime": "hud.eval.runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hud.eval' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,34 @@
+"""Encoding and decoding of single newline-terminated JSON frames."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hud.protocol.errors import FrameTooLargeError
+
+PROTOCOL_VERSION = "hud/1.0"
+#: Frames up to 16 MiB (newline excluded) are accepted by default in both directions.
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+
+
+def encode_frame(obj: dict[str, Any], limit: int = DEFAULT_MAX_FRAME) -> bytes:
+    """Serialize one frame as compact UTF-8 JSON followed by a newline."""
+    data = _encoder.encode(obj).encode("utf-8")
+    if len(data) > limit:
+        raise FrameTooLargeError(len(data), limit)
+    return data + b"\n"
+
+
+def decode_frame(line: bytes | str) -> Any:
+    """Parse one frame (trailing newline optional). Raises ValueError on bad JSON or UTF-8."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8")
+    return json.loads(line)
+
+
+def oversize_message(limit: int = DEFAULT_MAX_FRAME) -> str:
+    """Error text sent (with id null) when an incoming frame is too large."""
+    return f"Control-channel frame exceeds the limit of {limit} bytes"
