@@ -36,9 +36,23 @@ def forget_directory(directory: Path) -> None:
             del sys.modules[name]
 
 
+def _drop_foreign_siblings(directory: Path) -> None:
+    """Forget cached modules named like a sibling file of ``directory`` but loaded elsewhere.
+
+    Without this, ``from env import env`` in ``B/tasks.py`` would reuse ``A/env.py``.
+    """
+    for sibling in directory.glob("*.py"):
+        cached = sys.modules.get(sibling.stem)
+        file = getattr(cached, "__file__", None)
+        stdlib = sibling.stem in sys.stdlib_module_names
+        if file and not stdlib and Path(file).resolve().parent != directory:
+            del sys.modules[sibling.stem]
+
+
 def import_file(path: Path) -> ModuleType:
     """Import ``path`` under its own module name, so sibling imports see the same module."""
     path = path.resolve()
+    _drop_foreign_siblings(path.parent)
     name = path.stem
     existing = sys.modules.get(name)
     if existing is not None:

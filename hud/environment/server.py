@@ -451,7 +451,7 @@ async def serve(env: Environment, host: str = "127.0.0.1", port: int = 8765, **k
     await server.serve_forever()
 
 
-async def _run_until_signal(server: Server) -> None:
+async def run_until_signal(server: Server) -> None:
     import signal
 
     stop = asyncio.Event()
@@ -503,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             await env.stop()
             return 1
         print(f"HUD_SERVE_PORT={server.port}", flush=True)
-        await _run_until_signal(server)
+        await run_until_signal(server)
         return 0
 
     return asyncio.run(run())

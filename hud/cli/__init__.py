@@ -1,0 +1,1 @@
+"""The `hud` command line."""

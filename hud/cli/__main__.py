@@ -1,0 +1,3 @@
+from hud.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,17 @@
+"""Wires every subcommand into the Typer app (command modules import heavy code lazily)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from hud.cli.init_cmd import init_command
+    from hud.cli.serve_cmd import serve_command
+    from hud.cli.set_cmd import set_command
+    from hud.cli.task_cmd import task_app
+
+    app.command(name="init")(init_command)
+    app.command(name="serve")(serve_command)
+    app.command(name="set")(set_command)
+    app.add_typer(task_app, name="task")

@@ -1,0 +1,89 @@
+"""The `hud` command line: thin commands that call the library and print."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from hud.cli.errors import CLIError
+
+app = typer.Typer(
+    name="hud",
+    help="Build, serve and evaluate AI-agent environments.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from hud.version import __version__
+
+        typer.echo(f"HUD CLI version: {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """Build, serve and evaluate AI-agent environments."""
+
+
+@app.command()
+def version() -> None:
+    """Show the version."""
+    _version_callback(True)
+
+
+def _register() -> None:
+    from hud.cli import commands
+
+    commands.register(app)
+
+
+_register()
+
+
+def _debug(argv: list[str]) -> bool:
+    return "-vv" in argv or "--very-verbose" in argv or bool(os.environ.get("HUD_DEBUG"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args, prog_name="hud")
+        return 0
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except CLIError as exc:
+        from hud.cli.output import error
+
+        if _debug(args):
+            import traceback
+
+            traceback.print_exc()
+        error(exc.message, exc.hint)
+        return exc.code
+    except KeyboardInterrupt:
+        from hud.cli.output import err_console
+
+        err_console().print("Interrupted.")
+        return 130
+    except Exception as exc:
+        from hud.cli.output import error
+
+        if _debug(args):
+            import traceback
+
+            traceback.print_exc()
+        error(f"{type(exc).__name__}: {exc}", "re-run with -vv for the traceback")
+        return 1
