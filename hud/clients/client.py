@@ -89,6 +89,7 @@ class HudClient:
         self.max_frame = max_frame
         self.session_id: str | None = None
         self.env_info: dict[str, Any] = {}
+        self.features: set[str] = set()
         self.bindings: list[Capability] = []
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -169,6 +170,8 @@ class HudClient:
         sid = result.get("session_id")
         if isinstance(sid, str):
             self.session_id = sid
+        features = result.get("features")
+        self.features = set(features) if isinstance(features, list) else set()
         env = result.get("env")
         self.env_info = env if isinstance(env, dict) else {}
         bindings = []
@@ -194,11 +197,19 @@ class HudClient:
         """Start a task; returns the start frame (``prompt`` and extras)."""
         return await self.call("tasks.start", {"id": task_id, "args": args or {}})
 
-    async def grade(self, answer: Any, *, task_id: str | None = None) -> dict[str, Any]:
-        """Grade the task in progress; returns the grade frame (``score`` is numeric)."""
+    async def grade(
+        self, answer: Any, *, task_id: str | None = None, args: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Grade the task in progress; returns the grade frame (``score`` is numeric).
+
+        ``task_id``/``args`` make our servers adopt only a parked task started with them (G9);
+        official servers ignore both.
+        """
         params: dict[str, Any] = {"answer": answer}
         if task_id is not None:
             params["id"] = task_id
+            if args is not None:
+                params["args"] = args
         frame = await self.call("tasks.grade", params)
         grade_score(frame)
         return frame

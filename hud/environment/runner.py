@@ -69,8 +69,14 @@ class TaskRunner:
     """Drives one template generator through start, grade and close."""
 
     def __init__(
-        self, env: Environment, template: Template, gen: AsyncGenerator[Any, Any], session_id: str
+        self,
+        env: Environment,
+        template: Template,
+        gen: AsyncGenerator[Any, Any],
+        session_id: str,
+        args: dict[str, Any] | None = None,
     ) -> None:
+        self.args = args or {}
         self.env = env
         self.template = template
         self.gen = gen

@@ -41,6 +41,10 @@ log = logging.getLogger("hud.server")
 #: Parked (started, disconnected, ungraded) sessions are cancelled after this idle time.
 DEFAULT_SESSION_TTL = 24 * 3600.0
 SECRET_PARAMS = ("client_key", "client_key_path")
+#: Extensions announced in ``hello`` (official clients ignore unknown result keys).
+#: ``tasks.grade.id``: a ``tasks.grade`` carrying ``id`` (and optionally ``args``) adopts only a
+#: parked task started with that id (and those args).
+FEATURES = ["tasks.grade.id"]
 
 
 class RpcError(Exception):
@@ -156,6 +160,11 @@ class Server:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def busy(self) -> bool:
+        """True while a connection is open or a task is parked."""
+        return bool(self._handlers) or any(s.runner is not None for s in self._sessions.values())
 
     # -- sessions --------------------------------------------------------------------
     def parked(self) -> list[_Session]:
@@ -316,7 +325,7 @@ class Server:
             self._sessions.pop(old.id, None)
             target.live = True
             conn.session = target
-        return {"session_id": conn.session.id, **self.manifest()}
+        return {"session_id": conn.session.id, **self.manifest(), "features": FEATURES}
 
     async def _list(self, conn: _Conn, params: dict[str, Any]) -> dict[str, Any]:
         return {"tasks": [t.manifest() for t in self.env.tasks.values()]}
@@ -339,7 +348,7 @@ class Server:
             gen = template.open(args)
         except BadArgs as exc:
             raise RpcError(SERVER_ERROR, str(exc)) from None
-        runner = TaskRunner(self.env, template, gen, session.id)
+        runner = TaskRunner(self.env, template, gen, session.id, args)
         frame = await runner.start()
         try:
             encode_frame(frame, self.max_frame)
@@ -358,9 +367,14 @@ class Server:
         if conn.session.runner is not None:
             return conn.session
         wanted = params.get("id")
+        wanted_args = params.get("args")
         parked = self.parked()
         if isinstance(wanted, str):
             parked = [s for s in parked if s.runner is not None and s.runner.task_id == wanted]
+            if isinstance(wanted_args, dict):
+                parked = [
+                    s for s in parked if s.runner is not None and s.runner.args == wanted_args
+                ]
         if not parked:
             raise RpcError(INVALID_REQUEST, "no task in progress")
         if len(parked) > 1:
@@ -451,7 +465,8 @@ async def serve(env: Environment, host: str = "127.0.0.1", port: int = 8765, **k
     await server.serve_forever()
 
 
-async def run_until_signal(server: Server) -> None:
+async def run_until_signal(server: Server, *, idle_exit: float | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``idle_exit`` seconds without work), then close."""
     import signal
 
     stop = asyncio.Event()
@@ -459,10 +474,25 @@ async def run_until_signal(server: Server) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    watchdog = asyncio.create_task(_idle_watch(server, idle_exit, stop)) if idle_exit else None
     try:
         await stop.wait()
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         await server.close()
+
+
+async def _idle_watch(server: Server, idle_exit: float, stop: asyncio.Event) -> None:
+    idle_since = time.monotonic()
+    while True:
+        await asyncio.sleep(min(1.0, idle_exit / 4))
+        if server.busy:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= idle_exit:
+            log.info("idle for %.0fs; exiting", idle_exit)
+            stop.set()
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -480,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default=os.environ.get("HUD_CONTROL_TOKEN") or None)
     parser.add_argument("--session-ttl", type=float, default=DEFAULT_SESSION_TTL)
+    parser.add_argument(
+        "--idle-exit", type=float, default=None, help="exit after this many idle seconds"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     ns = parser.parse_args(argv)
     logging.basicConfig(
@@ -503,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             await env.stop()
             return 1
         print(f"HUD_SERVE_PORT={server.port}", flush=True)
-        await run_until_signal(server)
+        await run_until_signal(server, idle_exit=ns.idle_exit)
         return 0
 
     return asyncio.run(run())
