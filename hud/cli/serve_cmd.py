@@ -69,7 +69,8 @@ def serve_command(
         out.print(f"  • {len(env.tasks)} task(s), {len(env.capabilities)} capability(ies)")
         if not is_loopback(host) and not token:
             warn(
-                f"listening on {host} without a control token; anyone who can reach it can run tasks"
+                f"listening on {host} without a control token: "
+                "anyone who can reach it can run tasks"
             )
         out.print("[dim]  try: hud task list   (Ctrl-C to stop)[/]")
         print(f"HUD_SERVE_PORT={server.port}", flush=True)

@@ -138,7 +138,8 @@ def _spawn(target: Target) -> tuple[str, int]:
             log_path=log_dir / "task-server.log",
         )
     except RuntimeError as exc:
-        raise ManualError(str(exc).splitlines()[0], hint=f"see {log_dir / 'task-server.log'}")
+        hint = f"see {log_dir / 'task-server.log'}"
+        raise ManualError(str(exc).splitlines()[0], hint=hint) from None
     return f"tcp://127.0.0.1:{port}", pid
 
 
