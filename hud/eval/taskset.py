@@ -282,13 +282,28 @@ class Taskset:
         max_concurrent: int | None = None,
         job: Any = None,
         rollout_timeout: float | None = None,
+        skip: Any = None,
     ) -> Any:
-        """Run every task ``group`` times with ``agent``; returns the `Job`."""
+        """Run every task ``group`` times with ``agent``; returns the `Job`.
+
+        ``skip(task, index)`` returning True leaves that rollout out (used to resume a job).
+        """
+        from hud.eval.batch import run_batch
+
         if max_concurrent is not None and max_concurrent < 1:
             raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
         if group is not None and group < 1:
             raise ValueError(f"group must be >= 1, got {group}")
-        raise NotImplementedError("Taskset.run arrives with the rollout engine")
+        return await run_batch(
+            self,
+            agent,
+            runtime=runtime,
+            group=group,
+            max_concurrent=max_concurrent,
+            job=job,
+            rollout_timeout=rollout_timeout,
+            skip=skip,
+        )
 
 
 # -- helpers -------------------------------------------------------------------------
