@@ -1,4 +1,4 @@
-"""`Agent`: anything with ``async __call__(run)`` that leaves its answer in ``run.trace.content``."""
+"""`Agent`: anything with ``async __call__(run)`` leaving its answer in ``run.trace.content``."""
 
 from __future__ import annotations
 
