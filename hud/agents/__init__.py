@@ -1,6 +1,25 @@
 """Agents: the `Agent` contract, offline agents and the factory."""
 
 from hud.agents.base import Agent, AgentConfig
+from hud.agents.factory import (
+    AgentSpec,
+    ProviderAgentUnavailableError,
+    UnknownAgentError,
+    agent_names,
+    create_agent,
+    resolve_agent,
+)
 from hud.agents.offline import NopAgent, OracleAgent
 
-__all__ = ["Agent", "AgentConfig", "NopAgent", "OracleAgent"]
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "AgentSpec",
+    "NopAgent",
+    "OracleAgent",
+    "ProviderAgentUnavailableError",
+    "UnknownAgentError",
+    "agent_names",
+    "create_agent",
+    "resolve_agent",
+]

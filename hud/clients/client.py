@@ -102,8 +102,9 @@ class HudClient:
 
     # -- connection ------------------------------------------------------------------
     async def connect(self) -> None:
+        # A StreamReader limit of N accepts lines of up to N bytes before the newline.
         self._reader, self._writer = await asyncio.open_connection(
-            self.host, self.port, limit=self.max_frame + 1
+            self.host, self.port, limit=self.max_frame
         )
         self._next_id = 0
         self._sent_token = False
@@ -130,8 +131,10 @@ class HudClient:
                 params["auth_token"] = self.token
             self._sent_token = True
             frame = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+            # FrameTooLargeError is raised before anything is sent: the connection stays usable.
+            data = encode_frame(frame, self.max_frame)
             try:
-                self._writer.write(encode_frame(frame, self.max_frame))
+                self._writer.write(data)
                 await self._writer.drain()
                 line = await self._reader.readline()
             except BaseException:

@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from hud.environment.environment import Environment
+from hud.environment.template import Template
 
 log = logging.getLogger("hud.environment")
 
@@ -162,14 +163,14 @@ def load_environment(
             raise LoadError(f"syntax error in {exc.filename}:{exc.lineno}: {exc.msg}") from exc
         except Exception as exc:
             raise LoadError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        found = environments_in(modules)
         if name is not None and path.is_file():
-            module = modules[0]
-            value = getattr(module, name, None)
-            if isinstance(value, Environment):
-                return value
-            if callable(value) and not isinstance(value, type):
+            named = [e for a, e in found if name in (a, e.name)]
+            value = getattr(modules[0], name, None)
+            factory = callable(value) and not isinstance(value, (type, Template))
+            if not named and factory:
                 return _call_factory(value, args, f"{path}:{name}")
-        return _select(environments_in(modules), name, path)
+        return _select(found, name, path)
     if path is None and ("/" in module_name or module_name.endswith(".py")):
         raise LoadError(f"{module_name} does not exist")
     if path is not None:

@@ -124,8 +124,10 @@ class Server:
                 "withheld from hello replies (set a token to share them)",
                 self.host,
             )
+        # StreamReader accepts a line whose newline sits at index <= limit, i.e. frames of
+        # up to ``limit`` bytes (newline excluded): the limit is max_frame, not max_frame + 1.
         self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.requested_port, limit=self.max_frame + 1
+            self._on_connect, self.host, self.requested_port, limit=self.max_frame
         )
         if self.session_ttl and self.session_ttl > 0:
             self._sweeper = asyncio.create_task(self._sweep())

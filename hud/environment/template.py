@@ -134,6 +134,11 @@ class Template:
                     self._adapters[name] = None
         return self._adapters[name]
 
+    def warm(self) -> None:
+        """Precompute type hints and validators (done once before forking workers)."""
+        for name in self.sig.parameters:
+            self._adapter(name)
+
     def coerce(self, args: dict[str, Any]) -> dict[str, Any]:
         """Validate each supplied argument as its annotated type; JSON text is tried next."""
         out: dict[str, Any] = {}

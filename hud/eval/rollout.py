@@ -89,7 +89,7 @@ async def rollout(
             return _stamp(state, job_id, group_id, task)
         what = f"rollout timed out after {rollout_timeout:g}s during {state.phase}"
         if state.run is None:
-            state.run = Run.failed(f"[{state.phase}] {what}", task=task, trace=trace)
+            state.run = Run.failed(what, task=task, trace=trace)
         else:
             state.run.trace.record(system_step(what))
         trace.status = "error"

@@ -1,0 +1,180 @@
+"""`create_agent`: an agent from a short name (``oracle``, ``nop``, ``replay``, provider names).
+
+Offline agents are built here; provider agents (``claude``, ``openai``, ``gemini``,
+``openai_compatible`` and their aliases) are resolved to a type and a model, then refused with
+`ProviderAgentUnavailableError` until they land (issue 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hud.agents.base import Agent, AgentConfig
+
+#: Agents that need no model.
+OFFLINE_AGENTS = ("oracle", "nop", "replay")
+
+#: Provider agent types and their default models (runtimes-agents.md §2.2).
+PROVIDER_DEFAULTS: dict[str, str] = {
+    "claude": "claude-sonnet-4-6",
+    "openai": "gpt-5.6",
+    "gemini": "gemini-3-pro-preview",
+    "openai_compatible": "gpt-5.4-mini",
+}
+
+#: Offline short names for provider models (G27, proposed): name -> (type, model).
+ALIASES: dict[str, tuple[str, str]] = {
+    "sonnet": ("claude", "claude-sonnet-4-6"),
+    "opus": ("claude", "claude-opus-4-8"),
+    "haiku": ("claude", "claude-haiku-4-5"),
+    "gpt": ("openai", "gpt-5.6"),
+}
+
+#: Model-name prefixes that identify a provider type.
+MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("claude-", "claude"),
+    ("gpt-", "openai"),
+    ("gemini-", "gemini"),
+)
+
+
+class UnknownAgentError(ValueError):
+    """The name is not an agent type, alias or recognised model name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"Invalid agent: {name}. Must be one of: {', '.join(agent_names())}")
+
+
+class ProviderAgentUnavailableError(ValueError):
+    """A provider agent was asked for; they are not built yet."""
+
+    def __init__(self, spec: AgentSpec) -> None:
+        self.spec = spec
+        model = f" (model {spec.model})" if spec.model else ""
+        super().__init__(
+            f"agent {spec.name!r} is a {spec.type} provider agent{model}; provider agents "
+            "arrive with issue 4 — use oracle, nop or replay for now"
+        )
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What an agent name resolved to."""
+
+    name: str
+    type: str
+    model: str | None = None
+
+    @property
+    def offline(self) -> bool:
+        return self.type in OFFLINE_AGENTS
+
+
+def agent_names() -> list[str]:
+    """Every accepted agent name (types and aliases; model names like ``claude-*`` too)."""
+    return [*OFFLINE_AGENTS, *PROVIDER_DEFAULTS, *ALIASES]
+
+
+def resolve_agent(name: str, model: str | None = None) -> AgentSpec:
+    """Map ``name`` (+ an optional ``--model``) to an `AgentSpec`; unknown -> `UnknownAgentError`."""
+    key = (name or "").strip()
+    low = key.lower()
+    if low in OFFLINE_AGENTS:
+        return AgentSpec(low, low, model)
+    if low in PROVIDER_DEFAULTS:
+        return AgentSpec(low, low, model or PROVIDER_DEFAULTS[low])
+    if low in ALIASES:
+        kind, default = ALIASES[low]
+        return AgentSpec(low, kind, model or default)
+    for prefix, kind in MODEL_PREFIXES:
+        if low.startswith(prefix) and len(low) > len(prefix):
+            return AgentSpec(key, kind, model or key)
+    raise UnknownAgentError(key)
+
+
+def parse_value(text: str) -> Any:
+    """``true``/``false`` -> bool, then int, then float, else the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_config(pairs: Iterable[str], spec: AgentSpec | None = None) -> dict[str, Any]:
+    """Turn ``key=value`` / ``agent.key=value`` strings into the selected agent's settings.
+
+    A dotted key applies only when its prefix names the selected agent (its name or type);
+    other sections are ignored. Malformed pairs raise `ValueError`.
+    """
+    names = {spec.name.lower(), spec.type} if spec is not None else set()
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--config expects key=value, got {pair!r}")
+        if "." in key:
+            section, _, key = key.partition(".")
+            if not key:
+                raise ValueError(f"--config expects key=value, got {pair!r}")
+            if section.lower() not in names:
+                continue
+        out[key] = parse_value(value)
+    return out
+
+
+def create_agent(
+    name: str,
+    *,
+    model: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> Agent:
+    """Build the agent called ``name``.
+
+    ``config`` holds agent settings (``max_steps``, ``timeout_seconds``, ... and agent-specific
+    keys such as replay's ``trace``); ``settings`` are merged on top. Raises `UnknownAgentError`
+    or `ProviderAgentUnavailableError` (both `ValueError`) for names it cannot build.
+    """
+    spec = resolve_agent(name, model)
+    values = {**(config or {}), **settings}
+    if not spec.offline:
+        raise ProviderAgentUnavailableError(spec)
+    base = AgentConfig.model_validate(_config_fields(values))
+    if spec.type == "oracle":
+        from hud.agents.offline import OracleAgent
+
+        return OracleAgent(base)
+    if spec.type == "nop":
+        from hud.agents.offline import NopAgent
+
+        return NopAgent(base)
+    return _replay(values, base)
+
+
+def _config_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    fields = AgentConfig.model_fields
+    return {k: v for k, v in values.items() if k in fields and v is not None}
+
+
+def _replay(values: Mapping[str, Any], base: AgentConfig) -> Agent:
+    trace = values.get("trace")
+    if trace in (None, "", True):
+        raise ValueError(
+            "the replay agent needs a trace to replay: pass -c trace=<trace id or trace file>"
+        )
+    try:
+        from hud.agents.replay import ReplayAgent
+    except ImportError as exc:
+        raise ValueError(f"the replay agent is not available: {exc}") from None
+    return ReplayAgent(str(trace), config=base)
