@@ -132,9 +132,9 @@ async def test_runtime_is_immutable_and_its_own_provider(env_file: Path) -> None
         runtime.url = "x"  # type: ignore[misc]
     async with runtime(None) as same:
         assert same is runtime
-    async with LocalRuntime(env_file)(Task(env="iso", id="touch")) as live:
-        async with connect(live) as client:
-            assert client.env_info["name"] == "iso"
+    provider = LocalRuntime(env_file)
+    async with provider(Task(env="iso", id="touch")) as live, connect(live) as client:
+        assert client.env_info["name"] == "iso"
 
 
 async def test_rollout_timeout_names_the_phase(tmp_path: Path) -> None:

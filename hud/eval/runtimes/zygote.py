@@ -73,15 +73,16 @@ def _child(ctl: int, lifeline: int, request: dict[str, Any], target: str) -> Non
 
 def _warm(target: str) -> None:
     """Import the source and precompute per-template work so children start cheaply."""
+    from pathlib import Path
+
     from hud.environment.loader import environments_in, import_modules
     from hud.eval.sources import env_target_for  # noqa: F401  (import cost paid here)
-    from pathlib import Path
 
     path = Path(target)
     for _, env in environments_in(import_modules(path)):
         for template in env.tasks.values():
             template.warm()
-    import hud.environment.server  # noqa: F401
+    import hud.environment.server
     import hud.graders  # noqa: F401
 
 
