@@ -12,11 +12,19 @@ PROTOCOL_VERSION = "hud/1.0"
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+_ascii_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=True)
 
 
 def encode_frame(obj: dict[str, Any], limit: int = DEFAULT_MAX_FRAME) -> bytes:
-    """Serialize one frame as compact UTF-8 JSON followed by a newline."""
-    data = _encoder.encode(obj).encode("utf-8")
+    """Serialize one frame as compact UTF-8 JSON followed by a newline.
+
+    Text that is not valid UTF-8 (lone surrogates echoed from a peer) is sent escaped.
+    """
+    text = _encoder.encode(obj)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = _ascii_encoder.encode(obj).encode("ascii")
     if len(data) > limit:
         raise FrameTooLargeError(len(data), limit)
     return data + b"\n"
@@ -26,7 +34,10 @@ def decode_frame(line: bytes | str) -> Any:
     """Parse one frame (trailing newline optional). Raises ValueError on bad JSON or UTF-8."""
     if isinstance(line, bytes):
         line = line.decode("utf-8")
-    return json.loads(line)
+    try:
+        return json.loads(line)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def oversize_message(limit: int = DEFAULT_MAX_FRAME) -> str:
