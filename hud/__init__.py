@@ -17,6 +17,14 @@ _EXPORTS = {
     "RuntimeResources": "hud.eval.runtime_config",
     "RuntimeTPU": "hud.eval.runtime_config",
     "Runtime": "hud.eval.runtime",
+    "LocalRuntime": "hud.eval.runtimes.local",
+    "SubprocessRuntime": "hud.eval.runtimes.subprocess",
+    "Shared": "hud.eval.runtimes.shared",
+    "Job": "hud.eval.job",
+    "Run": "hud.eval.run",
+    "Grade": "hud.eval.run",
+    "Trace": "hud.eval.trace",
+    "rollout": "hud.eval.rollout",
     "connect": "hud.clients",
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -28,12 +29,16 @@ def _ensure_on_path(directory: Path) -> None:
         sys.path.insert(0, d)
 
 
+def _module_dir(module: ModuleType) -> str | None:
+    file = getattr(module, "__file__", None)
+    return os.path.dirname(os.path.abspath(file)) if file else None
+
+
 def forget_directory(directory: Path) -> None:
     """Drop cached top-level modules loaded from ``directory`` so the next import is fresh."""
-    directory = directory.resolve()
+    where = str(directory.resolve())
     for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if file and Path(file).resolve().parent == directory and "." not in name:
+        if "." not in name and _module_dir(module) == where:
             del sys.modules[name]
 
 
@@ -42,12 +47,16 @@ def _drop_foreign_siblings(directory: Path) -> None:
 
     Without this, ``from env import env`` in ``B/tasks.py`` would reuse ``A/env.py``.
     """
-    for sibling in directory.glob("*.py"):
-        cached = sys.modules.get(sibling.stem)
-        file = getattr(cached, "__file__", None)
-        stdlib = sibling.stem in sys.stdlib_module_names
-        if file and not stdlib and Path(file).resolve().parent != directory:
-            del sys.modules[sibling.stem]
+    where = str(directory)
+    for entry in os.scandir(where):
+        stem, ext = os.path.splitext(entry.name)
+        if ext != ".py" or stem in sys.stdlib_module_names:
+            continue
+        cached = sys.modules.get(stem)
+        if cached is not None:
+            found = _module_dir(cached)
+            if found is not None and found != where:
+                del sys.modules[stem]
 
 
 def import_file(path: Path) -> ModuleType:
@@ -58,7 +67,7 @@ def import_file(path: Path) -> ModuleType:
     existing = sys.modules.get(name)
     if existing is not None:
         file = getattr(existing, "__file__", None)
-        if file and Path(file).resolve() == path:
+        if file and os.path.abspath(file) == str(path):
             return existing
         if file is None or name in sys.stdlib_module_names:
             name = f"_hud_src_{abs(hash(str(path))):x}_{name}"

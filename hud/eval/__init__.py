@@ -14,6 +14,15 @@ _EXPORTS = {
     "RuntimeTPU": "hud.eval.runtime_config",
     "Taskset": "hud.eval.taskset",
     "Runtime": "hud.eval.runtime",
+    "Provider": "hud.eval.runtime",
+    "LocalRuntime": "hud.eval.runtimes.local",
+    "SubprocessRuntime": "hud.eval.runtimes.subprocess",
+    "Shared": "hud.eval.runtimes.shared",
+    "Job": "hud.eval.job",
+    "Run": "hud.eval.run",
+    "Grade": "hud.eval.run",
+    "Trace": "hud.eval.trace",
+    "rollout": "hud.eval.rollout",
 }
 
 __all__ = sorted(_EXPORTS)
