@@ -147,8 +147,8 @@ async def test_run_validates_counts(five: Taskset) -> None:
         await five.run(object(), max_concurrent=0)
     with pytest.raises(ValueError, match="group"):
         await five.run(object(), group=0)
-    with pytest.raises(NotImplementedError):
-        await five.run(object(), group=2, max_concurrent=3)
+    with pytest.raises(ValueError, match="no placement"):
+        await Taskset("bare", [Task(env="e", id="t")]).run(object(), group=2, max_concurrent=3)
 
 
 # -- JSON / JSONL files ------------------------------------------------------------------
