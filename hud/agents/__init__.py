@@ -10,6 +10,7 @@ from hud.agents.factory import (
     resolve_agent,
 )
 from hud.agents.offline import NopAgent, OracleAgent
+from hud.agents.replay import ReplayAgent
 
 __all__ = [
     "Agent",
@@ -18,6 +19,7 @@ __all__ = [
     "NopAgent",
     "OracleAgent",
     "ProviderAgentUnavailableError",
+    "ReplayAgent",
     "UnknownAgentError",
     "agent_names",
     "create_agent",

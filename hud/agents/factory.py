@@ -32,6 +32,9 @@ ALIASES: dict[str, tuple[str, str]] = {
     "gpt": ("openai", "gpt-5.6"),
 }
 
+#: Config keys whose values stay strings (ids and names that may look like numbers).
+STRING_KEYS = frozenset({"trace", "model", "model_name", "system_prompt"})
+
 #: Model-name prefixes that identify a provider type.
 MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
     ("claude-", "claude"),
@@ -79,7 +82,7 @@ def agent_names() -> list[str]:
 
 
 def resolve_agent(name: str, model: str | None = None) -> AgentSpec:
-    """Map ``name`` (+ an optional ``--model``) to an `AgentSpec`; unknown -> `UnknownAgentError`."""
+    """Map ``name`` (+ an optional ``--model``) to an `AgentSpec` (`UnknownAgentError`)."""
     key = (name or "").strip()
     low = key.lower()
     if low in OFFLINE_AGENTS:
@@ -129,7 +132,7 @@ def parse_config(pairs: Iterable[str], spec: AgentSpec | None = None) -> dict[st
                 raise ValueError(f"--config expects key=value, got {pair!r}")
             if section.lower() not in names:
                 continue
-        out[key] = parse_value(value)
+        out[key] = value if key in STRING_KEYS else parse_value(value)
     return out
 
 

@@ -129,10 +129,10 @@ class HudClient:
             params = dict(params or {})
             if self.token and not self._sent_token:
                 params["auth_token"] = self.token
-            self._sent_token = True
             frame = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
             # FrameTooLargeError is raised before anything is sent: the connection stays usable.
             data = encode_frame(frame, self.max_frame)
+            self._sent_token = True
             try:
                 self._writer.write(data)
                 await self._writer.drain()
