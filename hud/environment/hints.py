@@ -36,10 +36,10 @@ DataFilesArg = _HintAlias("data-files", many=True)
 GradingArg = _HintAlias("grading", many=True)
 
 
+# A reference to an uploaded data file (no class docstring: it would become the schema's
+# description, which the reference manifest does not have).
 class DataFileRef(BaseModel):
-    """A reference to an uploaded data file."""
-
     model_config = ConfigDict(extra="forbid")
 
-    file_id: str
-    path: str | None = None
+    file_id: str = Field(description="HUD data-file id")
+    path: str | None = Field(default=None, description="Environment-owned destination path")

@@ -92,8 +92,9 @@ class TaskRunner:
         try:
             first = await self.gen.__anext__()
         except StopAsyncIteration:
+            # The reference replies with an empty message here; official peers may rely on it.
             await self.close()
-            raise TaskError(f"task '{self.task_id}' returned without yielding a prompt") from None
+            raise TaskError("") from None
         except BaseException as exc:
             await self.close()
             if isinstance(exc, Exception):
@@ -119,9 +120,8 @@ class TaskRunner:
             except StopAsyncIteration:
                 return {"score": 0.0}
             except Exception as exc:
-                raise TaskError(
-                    f"task '{self.task_id}' failed during grading: {type(exc).__name__}: {exc}"
-                ) from exc
+                log.warning("task %r failed during grading: %r", self.task_id, exc)
+                raise TaskError(str(exc)) from exc
             return grade_frame(value, self.task_id)
         finally:
             await self.close()

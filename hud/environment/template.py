@@ -52,11 +52,9 @@ class Template:
         bound = self.sig.bind(*args, **kwargs)
         row_args: dict[str, Any] = {}
         for name, value in bound.arguments.items():
+            # *args and **kwargs stay under their own names (a list and a dict), as in HUD.
             kind = self.sig.parameters[name].kind
-            if kind is inspect.Parameter.VAR_KEYWORD:
-                row_args.update(value)
-            elif kind is not inspect.Parameter.VAR_POSITIONAL:
-                row_args[name] = value
+            row_args[name] = list(value) if kind is inspect.Parameter.VAR_POSITIONAL else value
         task = Task(env=self.env.name, id=self.id, args=row_args)
         task._env = self.env
         return task
