@@ -13,7 +13,6 @@ from hud.eval.rollout import rollout, validate_timeouts
 from hud.eval.run import Run
 from hud.eval.task import Task
 from hud.eval.trace import Trace
-from hud.telemetry import attach as attach_spans
 
 if TYPE_CHECKING:
     from hud.eval.taskset import Taskset
@@ -90,7 +89,6 @@ async def run_batch(
         async with sem or contextlib.nullcontext():
             trace = Trace(trace_id=uuid.uuid4().hex)
             trace.extra["group_index"] = index
-            attach_spans(trace)
             job.started(task, trace)
             run = await rollout(
                 task,

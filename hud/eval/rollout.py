@@ -11,6 +11,7 @@ from hud.clients import connect
 from hud.eval.run import Grade, Run
 from hud.eval.task import Task
 from hud.eval.trace import Trace, system_step
+from hud.telemetry import attach as attach_spans
 
 Placement = Callable[[Task], Any]
 
@@ -78,6 +79,7 @@ async def rollout(
     validate_timeouts(task, agent, rollout_timeout)
     trace = trace or Trace()
     trace.trace_id = trace_id or trace.trace_id or uuid.uuid4().hex
+    attach_spans(trace)
     state = _State()
     deadline = asyncio.timeout(rollout_timeout)
     try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hud.eval.trace import Step, TaskCall, Trace, system_step
+from hud.eval.trace import Step, TaskCall, Trace, now_iso, system_step
 
 if TYPE_CHECKING:
     from hud.clients import HudClient
@@ -226,6 +226,7 @@ class Run:
     async def submit(self, *, best_effort: bool = False) -> Grade:
         """Send ``tasks.grade`` with ``trace.content``; record the result."""
         answer = self.trace.content
+        started = now_iso()
         try:
             frame = await self.client.grade(answer)
         except Exception as exc:
@@ -243,6 +244,7 @@ class Run:
         self.trace.record(
             Step(
                 source="task",
+                started_at=started,
                 task_call=TaskCall(
                     phase="evaluate", name=self.task_id, arguments={"answer": answer}, result=frame
                 ),
