@@ -54,6 +54,14 @@ def serve_command(
     async def run() -> None:
         server = Server(env, host, port, token=token, session_ttl=session_ttl)
         try:
+            # Initialize hooks first, so their failures are not reported as listen errors.
+            await env.start()
+        except Exception as exc:
+            await env.stop()
+            raise CLIError(
+                f"environment {env.name!r} failed to start: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
             await server.start()
         except OSError as exc:
             await env.stop()
@@ -73,10 +81,11 @@ def serve_command(
                 "anyone who can reach it can run tasks"
             )
         out.print("[dim]  try: hud task list   (Ctrl-C to stop)[/]")
-        print(f"HUD_SERVE_PORT={server.port}", flush=True)
         from hud.environment.server import run_until_signal
 
-        await run_until_signal(server)
+        await run_until_signal(
+            server, ready=lambda: print(f"HUD_SERVE_PORT={server.port}", flush=True)
+        )
         out.print("Stopped.")
 
     asyncio.run(run())

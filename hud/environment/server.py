@@ -322,9 +322,7 @@ class Server:
             if target is None or target.runner is None:
                 raise RpcError(INVALID_REQUEST, f"unknown session: '{wanted}'")
             old = conn.session
-            if old.runner is not None:
-                await self._drop_runner(old)
-            self._sessions.pop(old.id, None)
+            self._park(old)  # its own task, if any, stays parked and resumable
             target.live = True
             conn.session = target
         return {"session_id": conn.session.id, **self.manifest(), "features": FEATURES}
@@ -467,8 +465,14 @@ async def serve(env: Environment, host: str = "127.0.0.1", port: int = 8765, **k
     await server.serve_forever()
 
 
-async def run_until_signal(server: Server, *, idle_exit: float | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (or ``idle_exit`` seconds without work), then close."""
+async def run_until_signal(
+    server: Server, *, idle_exit: float | None = None, ready: Any = None
+) -> None:
+    """Serve until SIGTERM/SIGINT (or ``idle_exit`` seconds without work), then close.
+
+    ``ready()`` is called once the signal handlers are installed: announce the port there, so
+    a supervisor that signals right after reading it still gets a clean shutdown.
+    """
     import signal
 
     stop = asyncio.Event()
@@ -476,6 +480,8 @@ async def run_until_signal(server: Server, *, idle_exit: float | None = None) ->
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready()
     watchdog = asyncio.create_task(_idle_watch(server, idle_exit, stop)) if idle_exit else None
     try:
         await stop.wait()
@@ -532,13 +538,24 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> int:
         server = Server(env, ns.host, ns.port, token=ns.token, session_ttl=ns.session_ttl)
         try:
+            # Initialize hooks first, so their failures are not reported as listen errors.
+            await env.start()
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            print(f"error: environment {env.name!r} failed to start: {message}", file=sys.stderr)
+            await env.stop()
+            return 1
+        try:
             await server.start()
         except OSError as exc:
             print(f"error: cannot listen on {ns.host}:{ns.port}: {exc.strerror}", file=sys.stderr)
             await env.stop()
             return 1
-        print(f"HUD_SERVE_PORT={server.port}", flush=True)
-        await run_until_signal(server, idle_exit=ns.idle_exit)
+        await run_until_signal(
+            server,
+            idle_exit=ns.idle_exit,
+            ready=lambda: print(f"HUD_SERVE_PORT={server.port}", flush=True),
+        )
         return 0
 
     return asyncio.run(run())

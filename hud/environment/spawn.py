@@ -63,6 +63,7 @@ def spawn_detached(
         log.close()
     tail: deque[str] = deque(maxlen=50)
     deadline = time.monotonic() + ready_timeout
+    eof = False
     with os.fdopen(read_fd, "rb", buffering=0) as pipe:
         buf = b""
         while (left := deadline - time.monotonic()) > 0:
@@ -71,6 +72,7 @@ def spawn_detached(
                 break
             chunk = pipe.read(4096)
             if not chunk:
+                eof = True
                 break
             buf += chunk
             *lines, buf = buf.split(b"\n")
@@ -80,10 +82,19 @@ def spawn_detached(
                     return proc.pid, int(line[len(PORT_PREFIX) :])
                 tail.append(line)
     code = proc.poll()
+    if code is None and eof:
+        # stdout closed: the child is exiting; reap it to report its real exit code
+        try:
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
     if code is None:
         proc.kill()
+        proc.wait()
+        raise SpawnError(f"env server did not report a port for {target} in time")
     detail = "\n".join(tail)
-    raise SpawnError(f"env server exited with code {code} before serving {target}:\n{detail}")
+    message = f"env server exited with code {code} before serving {target}"
+    raise SpawnError(f"{message}:\n{detail}" if detail else message)
 
 
 async def port_is_listening(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -171,9 +171,18 @@ async def start(task: str, *, source: str | None, url: str | None, args: str | N
     except BaseException:
         _stop_spawned(pid)
         raise
-    records = [
-        r for r in _load_store() if not (r.get("url") == server and r.get("slug") == target.slug)
-    ]
+    records = []
+    for r in _load_store():
+        if r.get("slug") != target.slug:
+            records.append(r)
+        elif r.get("pid") and r.get("url") != server:
+            # An earlier spawned start of this task is superseded: stop its server (if it is
+            # still up: don't signal a reused pid) instead of leaking it until it idles out.
+            with contextlib.suppress(ValueError):
+                if await port_is_listening(*parse_address(r["url"])):
+                    _stop_spawned(r["pid"])
+        elif r.get("url") != server:
+            records.append(r)
     records.append(
         {
             "url": server,
@@ -225,7 +234,14 @@ async def grade(
     attachable = explicit_url is not None or bool(_remembered_any(task))
     target = resolve(task, source, parsed, attach=attachable or source is None)
     for record in _remembered(target, explicit_url):
-        frame = await _grade_remembered(record, target, answer)
+        try:
+            frame = await _grade_remembered(record, target, answer)
+        except HudProtocolError:
+            # The grade itself failed (the session resumed, so its task is consumed): forget
+            # it and stop its spawned server rather than leave it running.
+            _forget(record)
+            _stop_spawned(record.get("pid"))
+            raise
         _forget(record)
         if frame is not None:
             _stop_spawned(record.get("pid"))

@@ -1,0 +1,150 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- CLI subprocess helpers (tests/test_cli_task.py, tests/test_cli_serve.py) -----------------
+
+
+def hud_env(home: Path) -> dict[str, str]:
+    """Environment for a `python -m hud` child: repo on PYTHONPATH, HOME = ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUD_")}
+    env.update(
+        HOME=str(home),
+        PYTHONPATH=str(REPO),
+        HUD_CLI_ANALYTICS_ENABLED="0",
+        NO_COLOR="1",
+        COLUMNS="200",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+HudRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def hud_home(tmp_path: Path) -> Path:
+    """A fresh HOME for CLI children (``~/.hud`` starts empty)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def hud_child_env(hud_home: Path) -> dict[str, str]:
+    """The environment `run_hud` uses, for tests that start `python -m hud` themselves."""
+    return hud_env(hud_home)
+
+
+@pytest.fixture
+def run_hud(hud_home: Path) -> HudRunner:
+    """``run_hud(*args, cwd=..., input=None, home=None, timeout=60)`` -> CompletedProcess."""
+
+    def run(
+        *args: str,
+        cwd: Path,
+        input: str | None = None,
+        home: Path | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hud", *args],
+            cwd=cwd,
+            env=hud_env(home or hud_home),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project made by ``hud init demo`` (env.py + tasks.py with the two `count` rows).
+
+    Shared by the session: treat it as read-only (sessions live in each test's HOME).
+    """
+    base = tmp_path_factory.mktemp("demo-project")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hud", "init", "demo", "--dir", str(base)],
+        cwd=base,
+        env=hud_env(base),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    project = base / "demo"
+    assert (project / "env.py").is_file() and (project / "tasks.py").is_file()
+    return project
+
+
+class ServeProcess:
+    """A running ``hud serve`` child; ``port`` is read from its ``HUD_SERVE_PORT=`` line."""
+
+    def __init__(self, proc: subprocess.Popen[str], port: int, banner: list[str]) -> None:
+        self.proc = proc
+        self.port = port
+        self.banner = banner
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> tuple[int, str, str]:
+        """SIGTERM, wait, and return (exit code, rest of stdout, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            out, err = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture
+def hud_serve(hud_home: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """``hud_serve(*args, cwd=...)`` starts ``hud serve *args``; stopped at teardown."""
+    started: list[ServeProcess] = []
+
+    def start(*args: str, cwd: Path) -> ServeProcess:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hud", "serve", *args],
+            cwd=cwd,
+            env=hud_env(hud_home),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        banner: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            banner.append(line.rstrip("\n"))
+            if line.startswith("HUD_SERVE_PORT="):
+                served = ServeProcess(proc, int(line.split("=", 1)[1]), banner)
+                started.append(served)
+                return served
+        proc.wait(timeout=20)
+        err = proc.stderr.read() if proc.stderr else ""
+        raise AssertionError(f"hud serve exited {proc.returncode} without a port: {banner} {err}")
+
+    yield start
+    for served in started:
+        served.stop()
