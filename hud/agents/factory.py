@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hud.agents.base import Agent, AgentConfig
@@ -33,7 +34,10 @@ ALIASES: dict[str, tuple[str, str]] = {
 }
 
 #: Config keys whose values stay strings (ids and names that may look like numbers).
-STRING_KEYS = frozenset({"trace", "model", "model_name", "system_prompt"})
+STRING_KEYS = frozenset({"trace", "model", "model_name", "system_prompt", "jobs_dir", "local_dir"})
+
+#: ReplayAgent keyword options accepted from the agent config.
+REPLAY_OPTIONS = ("jobs_dir", "local_dir", "execute_tools", "check_task")
 
 #: Model-name prefixes that identify a provider type.
 MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
@@ -48,7 +52,10 @@ class UnknownAgentError(ValueError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(f"Invalid agent: {name}. Must be one of: {', '.join(agent_names())}")
+        super().__init__(
+            f"Invalid agent: {name}. Must be one of: {', '.join(agent_names())} "
+            "(or a claude-*, gpt-* or gemini-* model name)"
+        )
 
 
 class ProviderAgentUnavailableError(ValueError):
@@ -146,7 +153,8 @@ def create_agent(
     """Build the agent called ``name``.
 
     ``config`` holds agent settings (``max_steps``, ``timeout_seconds``, ... and agent-specific
-    keys such as replay's ``trace``); ``settings`` are merged on top. Raises `UnknownAgentError`
+    keys: replay's ``trace``, ``jobs_dir``, ``local_dir``, ``execute_tools``, ``check_task``);
+    ``settings`` are merged on top. Raises `UnknownAgentError`
     or `ProviderAgentUnavailableError` (both `ValueError`) for names it cannot build.
     """
     spec = resolve_agent(name, model)
@@ -176,8 +184,10 @@ def _replay(values: Mapping[str, Any], base: AgentConfig) -> Agent:
         raise ValueError(
             "the replay agent needs a trace to replay: pass -c trace=<trace id or trace file>"
         )
-    try:
-        from hud.agents.replay import ReplayAgent
-    except ImportError as exc:
-        raise ValueError(f"the replay agent is not available: {exc}") from None
-    return ReplayAgent(str(trace), config=base)
+    from hud.agents.replay import ReplayAgent
+
+    options = {k: values[k] for k in REPLAY_OPTIONS if values.get(k) is not None}
+    for key in ("jobs_dir", "local_dir"):
+        if key in options:
+            options[key] = Path(options[key])
+    return ReplayAgent(str(trace), config=base, **options)

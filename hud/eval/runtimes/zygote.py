@@ -88,6 +88,8 @@ def _warm(target: str) -> None:
 
 def main() -> int:
     target = sys.argv[1]
+    # A terminal Ctrl-C reaches the whole process group; the parent stops us by closing stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctl = os.dup(1)
     os.dup2(2, 1)  # user prints go to stderr; replies go to ctl
     try:

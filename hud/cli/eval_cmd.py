@@ -1,0 +1,859 @@
+"""`hud eval`: run an agent over a task source, locally, with a job record (G22-G29, G39)."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+#: Exit code when a quality gate (--fail-under / --fail-on-error) trips (G22).
+EXIT_GATE = 3
+#: Exit code after Ctrl-C.
+EXIT_INTERRUPTED = 130
+
+DEFAULT_MAX_STEPS = 10
+FULL_MAX_STEPS = 100
+DEFAULT_MAX_CONCURRENT = 30
+DEFAULT_JOBS_DIR = Path(".hud/jobs")
+
+PLATFORM_RUNTIMES = ("hud", "hosted")
+CONTAINER_RUNTIMES = ("docker", "modal", "daytona")
+TASK_FILE_SUFFIXES = (".py", ".json", ".jsonl")
+
+
+@dataclass
+class Plan:
+    """Everything that decides what runs; saved in the job record for ``--resume``."""
+
+    source: str
+    source_label: str
+    agent: str
+    model: str | None = None
+    agent_config: dict[str, Any] = field(default_factory=dict)
+    max_steps: int = DEFAULT_MAX_STEPS
+    group: int = 1
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    task_ids: str | None = None
+    run_all: bool = False
+    runtime: str = "local"
+    rollout_timeout: float | None = None
+    slugs: list[str] = field(default_factory=list)
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "source_label": self.source_label,
+            "agent": self.agent,
+            "model": self.model,
+            "agent_config": self.agent_config,
+            "max_steps": self.max_steps,
+            "group": self.group,
+            "max_concurrent": self.max_concurrent,
+            "task_ids": self.task_ids,
+            "all": self.run_all,
+            "runtime": self.runtime,
+            "rollout_timeout": self.rollout_timeout,
+            "slugs": self.slugs,
+            "total": len(self.slugs) * self.group,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Plan:
+        try:
+            return cls(
+                source=str(config["source"]),
+                source_label=str(config.get("source_label") or config["source"]),
+                agent=str(config["agent"]),
+                model=config.get("model"),
+                agent_config=dict(config.get("agent_config") or {}),
+                max_steps=int(config.get("max_steps") or DEFAULT_MAX_STEPS),
+                group=int(config.get("group") or 1),
+                max_concurrent=int(config.get("max_concurrent") or DEFAULT_MAX_CONCURRENT),
+                task_ids=config.get("task_ids"),
+                run_all=bool(config.get("all")),
+                runtime=str(config.get("runtime") or "local"),
+                rollout_timeout=config.get("rollout_timeout"),
+                slugs=[str(s) for s in config.get("slugs") or []],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            from hud.cli.errors import CLIError
+
+            raise CLIError(f"the job record's config is unusable ({exc!r})") from None
+
+
+@dataclass
+class Outcome:
+    """What a run left: rows of this invocation, whether it was interrupted, how long."""
+
+    rows: list[dict[str, Any]]
+    elapsed: float
+    interrupted: bool = False
+    signal_name: str | None = None
+
+
+def eval_command(
+    source: str = typer.Argument(
+        None,
+        help="Tasks: a .py file, a directory, or .json/.jsonl beside its env "
+        "(default: the only *.json/*.jsonl here, else tasks.py).",
+    ),
+    agent: str = typer.Argument(
+        None,
+        help="oracle, nop, replay, or a provider agent (claude, openai, gemini, "
+        "openai_compatible, sonnet, opus, haiku, claude-*, gpt-*, gemini-*).",
+    ),
+    run_all: bool = typer.Option(False, "--all", help="Run every task (default: the first)."),
+    full: bool = typer.Option(
+        False, "--full", help="Run everything: --all plus --max-steps 100 unless given."
+    ),
+    model: str = typer.Option(None, "--model", "-m", help="Model for a provider agent."),
+    config: list[str] = typer.Option(
+        None, "--config", "-c", help="Agent setting key=value or agent.key=value (repeatable)."
+    ),
+    group: int = typer.Option(
+        None, "--group", "--group-size", min=1, help="Rollouts per task (default 1)."
+    ),
+    max_concurrent: int = typer.Option(
+        None, "--max-concurrent", min=1, help="Rollouts in flight at once (default 30)."
+    ),
+    max_steps: int = typer.Option(
+        None, "--max-steps", min=1, help="Agent steps per rollout (default 10; 100 with --full)."
+    ),
+    task_ids: str = typer.Option(
+        None, "--task-ids", help="Comma-separated slugs, template ids or 0-based indices."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="One line per finished rollout."),
+    very_verbose: bool = typer.Option(False, "--very-verbose", "-vv", help="Debug logs."),
+    runtime: str = typer.Option(
+        None, "--runtime", help="local (a subprocess per rollout) or tcp://host:port."
+    ),
+    remote: bool = typer.Option(False, "--remote", help="Run on the HUD platform (not set up)."),
+    gateway: bool = typer.Option(
+        False, "--gateway", "-g", help="Route model calls via the HUD gateway (not set up)."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Accepted for compatibility; hud eval never prompts."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+    fail_under: float = typer.Option(
+        None, "--fail-under", help="Exit 3 when the mean reward (errors as 0) is below this."
+    ),
+    fail_on_error: bool = typer.Option(
+        False, "--fail-on-error", help="Exit 3 when any rollout errored."
+    ),
+    resume: str = typer.Option(
+        None, "--resume", help="Finish an interrupted job: run only its missing rollouts."
+    ),
+    rollout_timeout: float = typer.Option(
+        None, "--rollout-timeout", help="Seconds one rollout may take in all (then it fails)."
+    ),
+    jobs_dir: Path = typer.Option(
+        DEFAULT_JOBS_DIR, "--jobs-dir", help="Where job records are written."
+    ),
+) -> None:
+    """Run an agent on tasks and report rewards; every run is saved under .hud/jobs."""
+    import contextlib
+
+    from hud.cli.output import err_console
+
+    _setup_logging(very_verbose)
+    _check_placement_flags(runtime, remote, gateway)
+    if rollout_timeout is not None and rollout_timeout <= 0:
+        from hud.cli.errors import CLIError
+
+        raise CLIError(f"--rollout-timeout must be > 0, got {rollout_timeout:g}")
+    out_console = err_console() if as_json else _stdout_console()
+    json_out = sys.stdout
+    # With --json, stdout carries only the JSON document: stray prints go to stderr.
+    redirect = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    with redirect:
+        if resume:
+            given = {
+                "SOURCE": source,
+                "AGENT": agent,
+                "--model": model,
+                "--config": config,
+                "--group": group,
+                "--max-steps": max_steps,
+                "--task-ids": task_ids,
+                "--runtime": runtime,
+                "--rollout-timeout": rollout_timeout,
+                "--all": run_all or None,
+                "--full": full or None,
+            }
+            ignored = [name for name, value in given.items() if value]
+            record, plan, taskset, agent_obj, skip = _prepare_resume(
+                resume, jobs_dir, ignored, max_concurrent
+            )
+        else:
+            plan, taskset, agent_obj = _prepare_new(
+                source=source,
+                agent=agent,
+                run_all=run_all or full,
+                full=full,
+                model=model,
+                config=config or [],
+                group=group or 1,
+                max_concurrent=max_concurrent or DEFAULT_MAX_CONCURRENT,
+                max_steps=max_steps,
+                task_ids=task_ids,
+                runtime=runtime or "local",
+                rollout_timeout=rollout_timeout,
+                jobs_dir=jobs_dir,
+            )
+            record = _create_record(plan, taskset, jobs_dir)
+            skip = None
+        code = _run_and_report(
+            plan,
+            taskset,
+            agent_obj,
+            record,
+            skip=skip,
+            verbose=verbose or very_verbose,
+            json_out=json_out if as_json else None,
+            out_console=out_console,
+            fail_under=fail_under,
+            fail_on_error=fail_on_error,
+        )
+    if code:
+        raise typer.Exit(code)
+
+
+# -- preparing -------------------------------------------------------------------------------
+def _stdout_console() -> Any:
+    from hud.cli.output import console
+
+    return console()
+
+
+def _setup_logging(debug: bool) -> None:
+    import logging
+
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if debug:
+        logging.getLogger("hud").setLevel(logging.DEBUG)
+
+
+def _check_placement_flags(runtime: str | None, remote: bool, gateway: bool) -> None:
+    from hud.cli.errors import CLIError
+
+    if remote and runtime:
+        raise CLIError("--runtime and --remote cannot be combined")
+    if remote:
+        raise CLIError(
+            "--remote needs the HUD platform, and no platform is configured "
+            "(HUD_API_KEY / HUD_API_URL)",
+            hint="drop --remote to run locally, or point --runtime at a server: tcp://host:port",
+        )
+    if gateway:
+        raise CLIError(
+            "--gateway needs the HUD inference gateway, and no platform is configured "
+            "(HUD_API_KEY / HUD_GATEWAY_URL)",
+            hint="drop --gateway; agents call their provider directly",
+        )
+    if runtime is None or runtime == "local" or runtime.startswith("tcp://"):
+        return
+    if runtime in PLATFORM_RUNTIMES:
+        raise CLIError(
+            f"--runtime {runtime} needs the HUD platform, and no platform is configured "
+            "(HUD_API_KEY / HUD_RUNTIME_URL)",
+            hint="use --runtime local or --runtime tcp://host:port",
+        )
+    if runtime in CONTAINER_RUNTIMES:
+        raise CLIError(
+            f"--runtime {runtime} arrives with container support (DockerRuntime); "
+            "it is not available yet",
+            hint="use --runtime local or --runtime tcp://host:port",
+        )
+    raise CLIError(
+        f"unknown --runtime {runtime!r}", hint="use --runtime local or --runtime tcp://host:port"
+    )
+
+
+def _split_positionals(source: str | None, agent: str | None) -> tuple[str | None, str | None]:
+    """``hud eval oracle`` (one word, not a path): the word is the agent."""
+    if agent is None and source is not None and not Path(source).exists():
+        from hud.agents.factory import UnknownAgentError, resolve_agent
+
+        try:
+            resolve_agent(source)
+        except UnknownAgentError:
+            return source, agent
+        return None, source
+    return source, agent
+
+
+def auto_source(cwd: Path | None = None) -> Path:
+    """No SOURCE: the only *.json/*.jsonl here (no dotfiles), else tasks.py."""
+    from hud.cli.errors import CLIError
+
+    cwd = cwd or Path.cwd()
+    files = sorted(
+        p
+        for p in cwd.iterdir()
+        if p.is_file() and p.suffix in (".json", ".jsonl") and not p.name.startswith(".")
+    )
+    if len(files) == 1:
+        return Path(files[0].name)
+    if (cwd / "tasks.py").is_file():
+        return Path("tasks.py")
+    if files:
+        listed = ", ".join(p.name for p in files[:6])
+        raise CLIError(
+            f"several task files here ({listed}); pass the one to run",
+            hint="hud eval <tasks file> <agent>",
+        )
+    raise CLIError(
+        "no task source given, and no tasks.py or single *.json/*.jsonl file here",
+        hint="hud eval <tasks.py | directory | tasks.json> <agent>",
+    )
+
+
+def _load(source: str) -> Any:
+    """`load_source` with one-line errors."""
+    from hud.cli.errors import CLIError
+    from hud.environment.loader import LoadError
+    from hud.eval.sources import load_source
+
+    path = Path(source)
+    if not path.exists():
+        looks_like_path = path.suffix in TASK_FILE_SUFFIXES or "/" in source or "\\" in source
+        if looks_like_path:
+            raise CLIError(f"task source {source!r} does not exist")
+        raise CLIError(
+            f"{source!r} is not a file or directory here; platform taskset names need the "
+            "HUD platform (HUD_API_KEY), which is not configured",
+            hint="pass a tasks file: a .py file, a directory, or a .json/.jsonl file",
+        )
+    try:
+        loaded = load_source(path)
+    except LoadError as exc:
+        raise CLIError(str(exc)) from None
+    except ValueError as exc:
+        raise CLIError(f"cannot load tasks from {source}: {exc}") from None
+    if len(loaded.taskset) == 0:
+        raise CLIError(
+            f"No runnable Tasks found in {source}. Define a hud.Environment with "
+            "@env.template and expose Tasks (for example, t = my_task(arg=...)).",
+        )
+    return loaded
+
+
+def _build_agent(plan: Plan, jobs_dir: Path) -> Any:
+    from hud.agents.factory import create_agent
+    from hud.cli.errors import CLIError
+
+    config = dict(plan.agent_config)
+    if plan.agent.lower() == "replay":  # where replay looks up trace ids
+        from hud.settings import settings
+
+        config.setdefault("jobs_dir", str(jobs_dir))
+        local_dir = settings().telemetry_local_dir
+        if local_dir is not None:
+            config.setdefault("local_dir", str(local_dir))
+    try:
+        return create_agent(plan.agent, model=plan.model, config=config, max_steps=plan.max_steps)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _prepare_new(
+    *,
+    source: str | None,
+    agent: str | None,
+    run_all: bool,
+    full: bool,
+    model: str | None,
+    config: list[str],
+    group: int,
+    max_concurrent: int,
+    max_steps: int | None,
+    task_ids: str | None,
+    runtime: str,
+    rollout_timeout: float | None,
+    jobs_dir: Path,
+) -> tuple[Plan, Any, Any]:
+    from hud.agents.factory import UnknownAgentError, agent_names, parse_config, resolve_agent
+    from hud.cli.errors import CLIError
+
+    source, agent = _split_positionals(source, agent)
+    if not agent:
+        raise CLIError(
+            "no agent given",
+            hint=f"hud eval [SOURCE] AGENT, AGENT one of: {', '.join(agent_names())}",
+        )
+    try:
+        spec = resolve_agent(agent, model)
+        agent_config = parse_config(config, spec)
+    except UnknownAgentError as exc:
+        raise CLIError(str(exc)) from None
+    except ValueError as exc:
+        raise CLIError(str(exc), hint="--config key=value (or agent.key=value)") from None
+    if max_steps is None:
+        configured = agent_config.pop("max_steps", None)
+        max_steps = int(configured) if configured else (FULL_MAX_STEPS if full else None)
+    else:
+        agent_config.pop("max_steps", None)
+    plan = Plan(
+        source="",
+        source_label="",
+        agent=agent,
+        model=model,
+        agent_config=agent_config,
+        max_steps=max_steps or DEFAULT_MAX_STEPS,
+        group=group,
+        max_concurrent=max_concurrent,
+        task_ids=task_ids,
+        run_all=run_all,
+        runtime=runtime,
+        rollout_timeout=rollout_timeout,
+    )
+    agent_obj = _build_agent(plan, jobs_dir)
+    label = source if source is not None else str(auto_source())
+    loaded = _load(label)
+    plan.source = str(loaded.path)
+    plan.source_label = label
+    taskset = _select(loaded.taskset, plan)
+    plan.slugs = taskset.slugs
+    _check_rows(taskset, agent_obj, plan, loaded.env_target)
+    return plan, _Loaded(taskset, loaded.env_target), agent_obj
+
+
+@dataclass
+class _Loaded:
+    taskset: Any
+    env_target: Path
+
+
+def _select(taskset: Any, plan: Plan) -> Any:
+    from hud.cli.errors import CLIError
+    from hud.eval.taskset import TaskNotFoundError
+
+    if plan.task_ids is not None:
+        try:
+            return taskset.select(plan.task_ids)
+        except (TaskNotFoundError, ValueError) as exc:
+            raise CLIError(f"--task-ids: {exc}") from None
+    if plan.run_all or len(taskset) <= 1:
+        return taskset
+    _note(f"Running only 1 of {len(taskset)} tasks (the first). Add --all to run every task.")
+    return taskset.filter([taskset.slugs[0]])
+
+
+def _note(text: str) -> None:
+    """A ``⚠`` line on stderr."""
+    from rich.markup import escape
+
+    from hud.cli.output import err_console
+
+    err_console().print(f"[yellow]⚠ {escape(text)}[/]")
+
+
+def _check_rows(taskset: Any, agent: Any, plan: Plan, env_target: Path) -> None:
+    """Refuse what cannot run before anything starts (containers, contradictory timeouts)."""
+    from hud.cli.errors import CLIError
+    from hud.eval.rollout import validate_timeouts
+
+    for task in taskset:
+        if plan.runtime == "local":
+            for row in (task, task.verifier):
+                config = row.runtime_config if row is not None else None
+                if config is not None and config.needs_container:
+                    raise CLIError(
+                        f"task {task.slug} needs a container (runtime_config.image/compose); "
+                        "containers arrive with DockerRuntime",
+                        hint="serve the environment yourself and pass --runtime tcp://host:port",
+                    )
+        try:
+            validate_timeouts(task, agent, plan.rollout_timeout)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    if plan.runtime == "local" and not env_target.exists():
+        raise CLIError(f"environment source {env_target} does not exist")
+
+
+def _create_record(plan: Plan, loaded: _Loaded, jobs_dir: Path) -> Any:
+    import uuid
+
+    from hud.cli.errors import CLIError
+    from hud.eval.batch import job_name
+    from hud.eval.records import JobRecord
+
+    taskset = loaded.taskset
+    name = job_name(taskset, list(taskset), plan.group)
+    try:
+        return JobRecord.create(uuid.uuid4().hex, name, plan.to_config(), base_dir=jobs_dir)
+    except OSError as exc:
+        raise CLIError(f"cannot write the job record in {jobs_dir}: {exc}") from None
+
+
+def _prepare_resume(
+    job_id: str, jobs_dir: Path, ignored: list[str], max_concurrent: int | None
+) -> tuple[Any, Plan, _Loaded, Any, Any]:
+    from hud.cli.errors import CLIError
+    from hud.eval.records import JobRecord
+
+    try:
+        record = JobRecord.open(job_id, base_dir=jobs_dir)
+    except LookupError as exc:
+        raise CLIError(str(exc), hint=f"job records live in {jobs_dir} (see --jobs-dir)") from None
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if ignored:
+        _note(f"--resume reruns the job's saved settings; ignoring {', '.join(ignored)}")
+    plan = Plan.from_config(record.config)
+    if max_concurrent:
+        plan.max_concurrent = max_concurrent
+    agent_obj = _build_agent(plan, jobs_dir)
+    loaded = _load(plan.source)
+    taskset = loaded.taskset
+    if plan.slugs:
+        missing = [s for s in plan.slugs if s not in taskset]
+        if missing:
+            _note(
+                f"{len(missing)} task(s) of the job are gone from {plan.source_label}: "
+                f"{', '.join(missing[:5])}"
+            )
+        taskset = taskset.filter(plan.slugs)
+    _check_rows(taskset, agent_obj, plan, loaded.env_target)
+    done = record.done_indices()
+
+    def skip(task: Any, index: int) -> bool:
+        return index in done.get(task.slug, set())
+
+    return record, plan, _Loaded(taskset, loaded.env_target), agent_obj, skip
+
+
+# -- running ---------------------------------------------------------------------------------
+def _run_and_report(
+    plan: Plan,
+    loaded: _Loaded,
+    agent: Any,
+    record: Any,
+    *,
+    skip: Any,
+    verbose: bool,
+    json_out: Any,
+    out_console: Any,
+    fail_under: float | None,
+    fail_on_error: bool,
+) -> int:
+    import asyncio
+    import json
+
+    from hud.cli import eval_display as display
+    from hud.cli.output import err_console
+
+    taskset = loaded.taskset
+    order = {slug: i for i, slug in enumerate(taskset.slugs)}
+    previous = _previous_rows(record, order) if skip is not None else []
+    pending = sum(
+        1
+        for task in taskset
+        for index in range(plan.group)
+        if skip is None or not skip(task, index)
+    )
+    ecn = err_console()
+    if skip is not None:
+        ecn.print(
+            f"Resuming job {record.job_id}: {len(previous)} rollout(s) done, {pending} to run"
+        )
+    started = display.now()
+    try:
+        outcome = asyncio.run(
+            _execute(plan, loaded, agent, record, skip=skip, total=pending, verbose=verbose)
+        )
+    except BaseException as exc:
+        rows = previous
+        summary = display.summarize(rows, elapsed=display.now() - started, new_runs=0)
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        _finish(record, status, summary)
+        raise
+    rows = sorted(
+        previous + outcome.rows,
+        key=lambda r: (
+            r.get("index") if r.get("index") is not None else 1 << 30,
+            r.get("group_index") or 0,
+        ),
+    )
+    summary = display.summarize(rows, elapsed=outcome.elapsed, new_runs=len(outcome.rows))
+    status = "interrupted" if outcome.interrupted else "completed"
+    _finish(record, status, {**summary, "status": status})
+    for problem in getattr(record, "write_errors", [])[:3]:
+        _note(f"could not save a rollout to the job record: {problem}")
+    display.print_results(
+        out_console, rows, summary, title=f"'{plan.source_label}' Results", job_id=record.job_id
+    )
+    if json_out is not None:
+        doc = _json_doc(plan, record, rows, summary, status)
+        json_out.write(json.dumps(doc, indent=2, default=str) + "\n")
+        json_out.flush()
+    if outcome.interrupted:
+        ecn.print(
+            f"[yellow]Interrupted: {len(outcome.rows)} of {pending} rollout(s) finished.[/] "
+            f"Resume with: hud eval --resume {record.job_id}"
+        )
+        return EXIT_INTERRUPTED
+    return _gate(summary, fail_under, fail_on_error)
+
+
+def _previous_rows(record: Any, order: dict[str, int]) -> list[dict[str, Any]]:
+    """Rows a resumed job already finished, with ``index`` and (for the table) ``prompt``."""
+    from hud.cli.eval_display import MAX_TABLE_ROWS
+
+    rows = []
+    for i, row in enumerate(record.finished_runs()):
+        row = dict(row)
+        row["index"] = order.get(str(row.get("slug")))
+        row["prompt"] = _saved_prompt(record, row.get("trace_id")) if i < MAX_TABLE_ROWS else None
+        rows.append(row)
+    return rows
+
+
+def _saved_prompt(record: Any, trace_id: Any) -> str | None:
+    """The prompt text of a recorded trace (None when unreadable)."""
+    if not trace_id:
+        return None
+    try:
+        from hud.eval.records import load_trace_file, messages_text
+
+        data = load_trace_file(record.trace_path(str(trace_id)))
+    except (OSError, ValueError, ImportError):
+        return None
+    for step in data.get("steps") or []:
+        if step.get("source") == "user":
+            return messages_text(step.get("messages")) or None
+    return None
+
+
+def _finish(record: Any, status: str, summary: dict[str, Any]) -> None:
+    try:
+        record.finish(status, summary)
+    except OSError as exc:
+        from hud.cli.output import warn
+
+        warn(f"could not update the job record: {exc}")
+
+
+def _gate(summary: dict[str, Any], fail_under: float | None, fail_on_error: bool) -> int:
+    from hud.cli.output import err_console
+
+    failed = []
+    if fail_under is not None and summary["mean_reward"] < fail_under:
+        failed.append(
+            f"mean reward {summary['mean_reward']:.3f} is below --fail-under {fail_under:g}"
+        )
+    if fail_on_error and summary["error_count"]:
+        failed.append(f"{summary['error_count']} rollout(s) errored (--fail-on-error)")
+    if not failed:
+        return 0
+    err_console().print(f"[red]Quality gate failed:[/] {'; '.join(failed)}")
+    return EXIT_GATE
+
+
+def _json_doc(
+    plan: Plan, record: Any, rows: list[dict[str, Any]], summary: dict[str, Any], status: str
+) -> dict[str, Any]:
+    """0.6.21's ``--json`` shape plus our extra keys."""
+    return {
+        "job_id": record.job_id,
+        "source": plan.source_label,
+        "run_count": summary["run_count"],
+        "mean_reward": summary["mean_reward"],
+        "error_count": summary["error_count"],
+        "elapsed_seconds": summary["elapsed_seconds"],
+        "runs": [
+            {
+                "task_id": r.get("task_id"),
+                "slug": r.get("slug"),
+                "reward": r.get("reward"),
+                "is_error": bool(r.get("is_error")),
+                "trace_error": r.get("error"),
+                "trace_id": r.get("trace_id"),
+                "group_index": r.get("group_index"),
+                "status": r.get("status"),
+                "stop_reason": r.get("stop_reason"),
+                "answer": r.get("answer"),
+                "duration_s": r.get("duration_s"),
+            }
+            for r in rows
+        ],
+        "mean_reward_excluding_errors": summary["mean_reward_excluding_errors"],
+        "reward_std": summary["reward_std"],
+        "success_rate": summary["success_rate"],
+        "failed_mid_run": summary["failed_mid_run"],
+        "suspicious": summary["suspicious"],
+        "rollouts_per_second": summary["rollouts_per_second"],
+        "status": status,
+        "agent": plan.agent,
+        "model": plan.model,
+        "group": plan.group,
+        "task_count": len(plan.slugs),
+        "record": str(record.root),
+    }
+
+
+def _placement(plan: Plan, loaded: _Loaded) -> tuple[Any, list[Any]]:
+    """The provider for every rollout and the providers to enter around the batch: one warm
+    `SubprocessRuntime` per env name, or the server at a ``tcp://`` URL."""
+    from hud.eval.runtime import Runtime
+
+    if plan.runtime.startswith("tcp://"):
+        return Runtime(plan.runtime), []
+    from hud.eval.runtimes.subprocess import SubprocessRuntime
+
+    names: set[str] = set()
+    for task in loaded.taskset:
+        names.add(task.env)
+        if task.verifier is not None:
+            names.add(task.verifier.env)
+    runtimes = {name: SubprocessRuntime(loaded.env_target, env=name) for name in sorted(names)}
+
+    def place(task: Any) -> Any:
+        return runtimes[task.env](task)
+
+    return place, list(runtimes.values())
+
+
+async def _execute(
+    plan: Plan,
+    loaded: _Loaded,
+    agent: Any,
+    record: Any,
+    *,
+    skip: Any,
+    total: int,
+    verbose: bool,
+) -> Outcome:
+    """Run the batch with signal handling: Ctrl-C stops launching and cancels what is running."""
+    import asyncio
+    import contextlib
+    import signal
+
+    from hud.cli import eval_display as display
+    from hud.cli.output import err_console
+    from hud.eval.job import Job
+
+    ecn = err_console()
+    taskset = loaded.taskset
+    order = {slug: i for i, slug in enumerate(taskset.slugs)}
+    job = Job(id=record.job_id, name=record.name or "job", group=plan.group)
+    # The record listens to a gate, so rollouts torn down by an interrupt are not saved as
+    # finished (they run again on --resume).
+    gate = Job(id=record.job_id, name=job.name, group=plan.group)
+    record.attach(gate)
+    state = {"interrupted": False, "signal": None}
+    rows: list[dict[str, Any]] = []
+    began: dict[str, float] = {}
+    streaming = total == 1
+    stream = display.StepStream(ecn) if streaming else None
+
+    def on_start(task: Any, trace: Any) -> None:
+        if state["interrupted"]:
+            return
+        began[trace.trace_id] = display.now()
+        gate.started(task, trace)
+        if stream is not None:
+            stream.on_start(task, trace)
+
+    progress = display.BatchProgress(ecn, total, verbose=verbose) if not streaming else None
+
+    def on_run(run: Any) -> None:
+        if state["interrupted"]:
+            return
+        gate.finished(run)
+        row = _row(run, order)
+        start = began.pop(run.trace_id, None)
+        if start is not None:
+            row["duration_s"] = round(display.now() - start, 3)
+        rows.append(row)
+        if progress is not None:
+            progress.add(row)
+
+    job.on_start(on_start)
+    job.on_run(on_run)
+
+    loop = asyncio.get_running_loop()
+    started = display.now()
+    batch: asyncio.Future[Any] | None = None
+
+    def interrupt(signum: int) -> None:
+        if state["interrupted"]:
+            ecn.print("[red]Interrupted again: exiting now.[/]")
+            import os
+
+            os._exit(EXIT_INTERRUPTED)
+        state["interrupted"] = True
+        state["signal"] = signal.Signals(signum).name
+        ecn.print("[yellow]Stopping: cancelling rollouts in flight...[/]")
+        if batch is not None:
+            batch.cancel()
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, interrupt, signum)
+            installed.append(signum)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            placement, providers = _placement(plan, loaded)
+            for provider in providers:
+                await stack.enter_async_context(provider)
+            if progress is not None:
+                stack.enter_context(progress)
+            if not state["interrupted"]:
+                batch = asyncio.ensure_future(
+                    taskset.run(
+                        agent,
+                        runtime=placement,
+                        group=plan.group,
+                        max_concurrent=plan.max_concurrent,
+                        job=job,
+                        rollout_timeout=plan.rollout_timeout,
+                        skip=skip,
+                    )
+                )
+                try:
+                    await batch
+                except asyncio.CancelledError:
+                    if not state["interrupted"]:
+                        raise
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    return Outcome(
+        rows=rows,
+        elapsed=display.now() - started,
+        interrupted=bool(state["interrupted"]),
+        signal_name=state["signal"],
+    )
+
+
+def _row(run: Any, order: dict[str, int]) -> dict[str, Any]:
+    """A finished run as a display row (the job record's row shape + ``index``, ``prompt``)."""
+    from hud.eval.job import Job
+
+    trace = run.trace
+    return {
+        "trace_id": run.trace_id,
+        "slug": run.slug,
+        "task_id": run.task_id,
+        "args": run.args,
+        "group_index": trace.extra.get("group_index", 0),
+        "reward": run.reward,
+        "status": run.status,
+        "stop_reason": trace.stop_reason,
+        "error": trace.error,
+        "is_error": not Job.counts(run),
+        "answer": trace.content,
+        "duration_s": None,
+        "index": order.get(str(run.slug)),
+        "prompt": run.prompt_text if run.prompt is not None else None,
+    }

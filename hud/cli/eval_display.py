@@ -1,0 +1,316 @@
+"""What `hud eval` shows: streamed steps, a progress bar, the results table and summary.
+
+Rows are plain dicts (the job record's ``runs.jsonl`` shape plus ``index`` and ``prompt``), so
+runs of this invocation and runs loaded from a resumed record render alike.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Any
+
+#: A run scoring above this counts as a success.
+SUCCESS_THRESHOLD = 0.7
+#: At most this many runs are listed in the results table.
+MAX_TABLE_ROWS = 50
+#: A reward spread above this earns a note.
+HIGH_VARIANCE = 0.3
+
+
+def clip(value: Any, width: int) -> str:
+    """One line of at most ``width`` characters (``...`` marks a cut)."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(0, width - 3)] + "..."
+
+
+def is_empty_answer(answer: Any) -> bool:
+    return answer is None or (isinstance(answer, str) and not answer.strip())
+
+
+def effective_reward(row: dict[str, Any]) -> float:
+    """The row's reward, errors counted as 0."""
+    return 0.0 if row.get("is_error") else float(row.get("reward") or 0.0)
+
+
+def summarize(
+    rows: list[dict[str, Any]], *, elapsed: float, new_runs: int | None = None
+) -> dict[str, Any]:
+    """Figures over ``rows``: both means (G23), spread, success rate, errors, suspects."""
+    rewards = [effective_reward(r) for r in rows]
+    good = [float(r.get("reward") or 0.0) for r in rows if not r.get("is_error")]
+    errors = [r for r in rows if r.get("is_error")]
+    graded_failures = [r for r in rows if not r.get("is_error") and r.get("status") == "error"]
+    suspicious = sorted(
+        {
+            str(r.get("slug"))
+            for r in rows
+            if not r.get("is_error")
+            and is_empty_answer(r.get("answer"))
+            and float(r.get("reward") or 0.0) != 0.0
+        }
+    )
+    count = len(rows)
+    ran = count if new_runs is None else new_runs
+    return {
+        "run_count": count,
+        "mean_reward": statistics.fmean(rewards) if rewards else 0.0,
+        "reward_std": statistics.pstdev(rewards) if rewards else 0.0,
+        "mean_reward_excluding_errors": statistics.fmean(good) if good else None,
+        "success_rate": (
+            sum(1 for x in rewards if x > SUCCESS_THRESHOLD) / count if count else 0.0
+        ),
+        "error_count": len(errors),
+        "failed_mid_run": len(graded_failures),
+        "suspicious": suspicious,
+        "elapsed_seconds": elapsed,
+        "rollouts_per_second": (ran / elapsed) if elapsed > 0 else 0.0,
+    }
+
+
+def status_mark(row: dict[str, Any]) -> str:
+    """``✗`` error, ``✓`` success, ``○`` otherwise."""
+    if row.get("is_error") or row.get("status") == "error":
+        return "✗"
+    return "✓" if float(row.get("reward") or 0.0) > SUCCESS_THRESHOLD else "○"
+
+
+def finished_line(row: dict[str, Any], done: int, total: int) -> str:
+    """The one line ``-v`` prints per finished rollout."""
+    mark = status_mark(row)
+    group = row.get("group_index")
+    label = f"{row.get('slug')}" + (f" #{group}" if group else "")
+    text = f"[{done}/{total}] {mark} {label}  reward {float(row.get('reward') or 0.0):.3f}"
+    if row.get("duration_s") is not None:
+        text += f"  {float(row['duration_s']):.1f}s"
+    if row.get("error"):
+        text += f"  {clip(row['error'], 100)}"
+    return text
+
+
+# -- single rollout: stream the steps ------------------------------------------------------
+class StepStream:
+    """Prints the steps of a rollout as they are recorded (one task, one rollout)."""
+
+    def __init__(self, console: Any, *, width: int = 160) -> None:
+        self.console = console
+        self.width = width
+        self._agent_steps = 0
+
+    def on_start(self, task: Any, trace: Any) -> None:
+        from rich.markup import escape
+
+        args = f" {clip(task.args, self.width - 20)}" if task.args else ""
+        self.console.print(f"[bold]▶ {escape(task.slug)}[/][dim]{escape(args)}[/]")
+        trace.listen(self.on_step)
+
+    def _say(self, text: str, style: str = "") -> None:
+        from rich.markup import escape
+
+        body = escape(text)
+        self.console.print(f"[{style}]{body}[/]" if style else body)
+
+    def on_step(self, trace: Any, step: Any) -> None:
+        from hud.eval.trace import AgentStep, ToolStep
+
+        w = self.width
+        if isinstance(step, AgentStep):
+            self._agent_steps += 1
+            text = clip(step.content, w - 20) if step.content else ""
+            head = f"  step {self._agent_steps} · agent"
+            self._say(f"{head}: {text}" if text else head, "cyan")
+            for call in step.tool_calls:
+                self._say(f"    → {call.name}({clip(call.arguments, w - 20)})", "magenta")
+            if step.error:
+                self._say(f"    ✗ {clip(step.error, w - 10)}", "red")
+            return
+        if isinstance(step, ToolStep):
+            result = step.result
+            if result is None:
+                self._say(f"    ← {step.call.name}: (no result)", "dim")
+            else:
+                body = result.text or clip(result.structuredContent, w - 30)
+                style = "red" if result.isError else "dim"
+                self._say(f"    ← {step.call.name}: {clip(body, w - 30)}", style)
+            return
+        call = step.task_call
+        if call is not None and call.phase == "evaluate":
+            frame = call.result if isinstance(call.result, dict) else {}
+            score = frame.get("score", 0.0)
+            try:
+                score_text = f"{float(score):.3f}"
+            except (TypeError, ValueError):
+                score_text = str(score)
+            content = frame.get("content")
+            extra = f" ({clip(content, w - 40)})" if content else ""
+            self._say(f"  grade: reward {score_text}{extra}", "bold")
+            return
+        if step.source == "user" and step.messages:
+            from hud.eval.run import messages_text
+
+            self._say(f"  prompt: {clip(messages_text(step.messages), w - 12)}", "dim")
+            return
+        if step.error:
+            self._say(f"  ✗ {clip(step.error, w - 6)}", "red")
+
+
+# -- batches: a live progress bar -----------------------------------------------------------
+class BatchProgress:
+    """A progress bar on the console (when it is a terminal) and ``-v`` lines per rollout."""
+
+    def __init__(self, console: Any, total: int, *, verbose: bool = False) -> None:
+        self.console = console
+        self.total = total
+        self.verbose = verbose
+        self.done = 0
+        self.errors = 0
+        self.rewards: list[float] = []
+        self._progress: Any = None
+        self._task: Any = None
+        self._live = bool(getattr(console, "is_terminal", False)) and total > 0
+
+    def __enter__(self) -> BatchProgress:
+        if self._live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]eval[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("mean {task.fields[mean]}"),
+                TextColumn("errors {task.fields[errors]}"),
+                TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("eval", total=self.total, mean="-", errors=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count a finished rollout."""
+        self.done += 1
+        self.rewards.append(effective_reward(row))
+        if row.get("is_error"):
+            self.errors += 1
+        if self._progress is not None:
+            self._progress.update(
+                self._task,
+                advance=1,
+                mean=f"{statistics.fmean(self.rewards):.3f}",
+                errors=self.errors,
+            )
+        if self.verbose:
+            from rich.markup import escape
+
+            self.console.print(escape(finished_line(row, self.done, self.total)))
+
+
+# -- the end: table and summary -------------------------------------------------------------
+def results_table(rows: list[dict[str, Any]], title: str) -> Any:
+    """The "Details" table: up to `MAX_TABLE_ROWS` runs."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("Task", min_width=16, overflow="fold")
+    table.add_column("Prompt", max_width=40, overflow="ellipsis", no_wrap=True)
+    table.add_column("Answer", max_width=30, overflow="ellipsis", no_wrap=True)
+    table.add_column("Reward", justify="right", min_width=6, no_wrap=True)
+    table.add_column("", justify="center", no_wrap=True)
+    for row in rows[:MAX_TABLE_ROWS]:
+        index = row.get("index")
+        group = row.get("group_index") or 0
+        label = f"{index}" if index is not None else "-"
+        if group:
+            label += f".{group}"
+        answer = row.get("answer")
+        table.add_row(
+            label,
+            clip(row.get("slug"), 40),
+            clip(row.get("prompt"), 40) or "—",
+            "—" if answer is None else (clip(answer, 28) or '""'),
+            f"{float(row.get('reward') or 0.0):.3f}",
+            status_mark(row),
+        )
+    return table
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def summary_lines(summary: dict[str, Any], *, job_id: str | None) -> list[str]:
+    """The plain-text summary under the table (markup-free)."""
+    lines = [f"Runs: {summary['run_count']}"]
+    mean = f"Mean reward: {summary['mean_reward']:.3f} ± {summary['reward_std']:.3f}"
+    excl = summary.get("mean_reward_excluding_errors")
+    if summary["error_count"]:
+        mean += " (errors as 0)"
+        mean += f" · excluding errors: {excl:.3f}" if excl is not None else " · no error-free run"
+    lines.append(mean)
+    lines.append(
+        f"Success rate: {summary['success_rate'] * 100:.1f}% (reward > {SUCCESS_THRESHOLD})"
+    )
+    if summary["error_count"]:
+        lines.append(f"Errors: {summary['error_count']}")
+    if summary.get("failed_mid_run"):
+        lines.append(f"Failed mid-run, graded: {summary['failed_mid_run']}")
+    rate = summary.get("rollouts_per_second") or 0.0
+    lines.append(f"Time: {format_seconds(summary['elapsed_seconds'])} ({rate:.2f} rollouts/s)")
+    if summary["reward_std"] > HIGH_VARIANCE and summary["run_count"] > 1:
+        lines.append("High variance: reward std above 0.3; consider a larger --group")
+    for slug in summary.get("suspicious") or ():
+        lines.append(f"⚠ {slug}: suspicious: rewards an empty answer")
+    if job_id:
+        lines.append(f"Job: {job_id}  (details: hud jobs {job_id})")
+    return lines
+
+
+def print_results(
+    console: Any,
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    *,
+    title: str,
+    job_id: str | None,
+) -> None:
+    """Table (when there is anything to list) and summary."""
+    from rich.markup import escape
+
+    if rows:
+        console.print(results_table(rows, title))
+        if len(rows) > MAX_TABLE_ROWS:
+            console.print(f"[dim]... {len(rows) - MAX_TABLE_ROWS} more runs in the job record[/]")
+    else:
+        console.print(f"[bold]{escape(title)}[/]")
+    for line in summary_lines(summary, job_id=job_id):
+        style = "yellow" if line.startswith(("⚠", "High variance")) else ""
+        console.print(f"[{style}]{escape(line)}[/]" if style else escape(line))
+
+
+def now() -> float:
+    """Monotonic seconds (for elapsed times)."""
+    return time.monotonic()
