@@ -136,6 +136,8 @@ class SubprocessRuntime:
             self._fork_ok = bool(hello.get("fork"))
             if not self._fork_ok:
                 log.info("forking is unsafe for %s; spawning a process per rollout", self.path)
+                self._want_fork = False
+                await proc.wait()
                 return
             self._zygote = proc
             self._readers.append(asyncio.create_task(self._read_replies(proc.stdout)))
@@ -225,6 +227,8 @@ class SubprocessRuntime:
         pools, self._ready = self._ready, {}
         for pool in pools.values():
             for future in pool:
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: a failed spare start is not an error here
                 future.cancel()
         proc, self._zygote = self._zygote, None
         if proc is not None and proc.returncode is None:
