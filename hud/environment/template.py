@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
-from hud.eval.task import Task
+from hud.types.task import Task
 
 if TYPE_CHECKING:
     from hud.environment.environment import Environment
