@@ -10,6 +10,7 @@ import argparse
 import time
 
 import cli_startup
+import eval_throughput
 import rpc_roundtrip
 import tunnel_throughput
 from _common import FIGURE_HEADERS, Figure, peer_python, table
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         (rpc_roundtrip, ["-n", "50", "--warmup", "5"] if ns.quick else []),
         (tunnel_throughput, ["--mib", "64", "--repeat", "1"] if ns.quick else []),
         (cli_startup, ["--runs", "3"] if ns.quick else []),
+        (eval_throughput, ["-n", "40", "--official-n", "8"] if ns.quick else []),
     ]
     figures: list[Figure] = []
     t0 = time.perf_counter()
