@@ -19,6 +19,7 @@ _EXPORTS = {
     "Runtime": "hud.eval.runtime",
     "LocalRuntime": "hud.eval.runtimes.local",
     "SubprocessRuntime": "hud.eval.runtimes.subprocess",
+    "DockerRuntime": "hud.eval.runtimes.docker",
     "Shared": "hud.eval.runtimes.shared",
     "Job": "hud.eval.job",
     "Run": "hud.eval.run",

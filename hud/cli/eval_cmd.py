@@ -20,7 +20,7 @@ DEFAULT_MAX_CONCURRENT = 30
 DEFAULT_JOBS_DIR = Path(".hud/jobs")
 
 PLATFORM_RUNTIMES = ("hud", "hosted")
-CONTAINER_RUNTIMES = ("docker", "modal", "daytona")
+CONTAINER_RUNTIMES = ("modal", "daytona")
 TASK_FILE_SUFFIXES = (".py", ".json", ".jsonl")
 
 
@@ -128,7 +128,10 @@ def eval_command(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="One line per finished rollout."),
     very_verbose: bool = typer.Option(False, "--very-verbose", "-vv", help="Debug logs."),
     runtime: str = typer.Option(
-        None, "--runtime", help="local (a subprocess per rollout) or tcp://host:port."
+        None,
+        "--runtime",
+        help="local (a subprocess per rollout; containers for rows that ask for one), docker "
+        "(a container per rollout) or tcp://host:port.",
     ),
     remote: bool = typer.Option(False, "--remote", help="Run on the HUD platform (not set up)."),
     gateway: bool = typer.Option(
@@ -258,7 +261,7 @@ def _check_placement_flags(runtime: str | None, remote: bool, gateway: bool) -> 
             "(HUD_API_KEY / HUD_GATEWAY_URL)",
             hint="drop --gateway; agents call their provider directly",
         )
-    if runtime is None or runtime == "local" or runtime.startswith("tcp://"):
+    if runtime is None or runtime in ("local", "docker") or runtime.startswith("tcp://"):
         return
     if runtime in PLATFORM_RUNTIMES:
         raise CLIError(
@@ -270,7 +273,7 @@ def _check_placement_flags(runtime: str | None, remote: bool, gateway: bool) -> 
         raise CLIError(
             f"--runtime {runtime} arrives with container support (DockerRuntime); "
             "it is not available yet",
-            hint="use --runtime local or --runtime tcp://host:port",
+            hint="use --runtime local, --runtime docker or --runtime tcp://host:port",
         )
     raise CLIError(
         f"unknown --runtime {runtime!r}", hint="use --runtime local or --runtime tcp://host:port"
@@ -423,13 +426,15 @@ def _prepare_new(
     taskset = _select(loaded.taskset, plan)
     plan.slugs = taskset.slugs
     _check_rows(taskset, agent_obj, plan, loaded.env_target)
-    return plan, _Loaded(taskset, loaded.env_target), agent_obj
+    return plan, _Loaded(taskset, loaded.env_target, loaded.placement), agent_obj
 
 
 @dataclass
 class _Loaded:
     taskset: Any
     env_target: Path
+    #: The source's own provider (Harbor task directories), if any.
+    placement: Any = None
 
 
 def _select(taskset: Any, plan: Plan) -> Any:
@@ -461,16 +466,16 @@ def _check_rows(taskset: Any, agent: Any, plan: Plan, env_target: Path) -> None:
     from hud.cli.errors import CLIError
     from hud.eval.rollout import validate_timeouts
 
+    if plan.runtime == "docker" and not _docker_buildable(env_target):
+        for task in taskset:
+            config = task.runtime_config
+            if (config is None or not config.needs_container) and task.environment is None:
+                raise CLIError(
+                    f"task {task.slug}: DockerRuntime requires runtime_config.image or "
+                    f"runtime_config.compose (or a Dockerfile.hud beside {env_target})",
+                    hint="add runtime_config.image to the rows, or a Dockerfile.hud to build",
+                )
     for task in taskset:
-        if plan.runtime == "local":
-            for row in (task, task.verifier):
-                config = row.runtime_config if row is not None else None
-                if config is not None and config.needs_container:
-                    raise CLIError(
-                        f"task {task.slug} needs a container (runtime_config.image/compose); "
-                        "containers arrive with DockerRuntime",
-                        hint="serve the environment yourself and pass --runtime tcp://host:port",
-                    )
         try:
             validate_timeouts(task, agent, plan.rollout_timeout)
         except ValueError as exc:
@@ -528,7 +533,7 @@ def _prepare_resume(
     def skip(task: Any, index: int) -> bool:
         return index in done.get(task.slug, set())
 
-    return record, plan, _Loaded(taskset, loaded.env_target), agent_obj, skip
+    return record, plan, _Loaded(taskset, loaded.env_target, loaded.placement), agent_obj, skip
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -700,26 +705,58 @@ def _json_doc(
     }
 
 
+def _docker_buildable(env_target: Path) -> bool:
+    base = env_target if env_target.is_dir() else env_target.parent
+    return any((base / name).is_file() for name in ("Dockerfile.hud", "Dockerfile"))
+
+
 def _placement(plan: Plan, loaded: _Loaded) -> tuple[Any, list[Any]]:
-    """The provider for every rollout and the providers to enter around the batch: one warm
-    `SubprocessRuntime` per env name, or the server at a ``tcp://`` URL."""
+    """The provider for every rollout and the providers to enter around the batch: the
+    source's own provider (Harbor tasks), a `DockerRuntime` (``--runtime docker``, and for rows
+    with ``runtime_config.image``/``compose``), one warm `SubprocessRuntime` per env name, or
+    the server at a ``tcp://`` URL."""
     from hud.eval.runtime import Runtime
 
     if plan.runtime.startswith("tcp://"):
         return Runtime(plan.runtime), []
+    if loaded.placement is not None:
+        return loaded.placement, [loaded.placement]
+    from hud.eval.runtimes.docker import DockerRuntime
     from hud.eval.runtimes.subprocess import SubprocessRuntime
 
+    def in_container(task: Any) -> bool:
+        config = task.runtime_config
+        return config is not None and config.needs_container
+
+    if plan.runtime == "docker":
+        if all(in_container(t) for t in loaded.taskset) or not _docker_buildable(loaded.env_target):
+            docker = DockerRuntime()
+        else:
+            docker = DockerRuntime.from_dockerfile(loaded.env_target)
+        return docker, [docker]
     names: set[str] = set()
+    containers = False
     for task in loaded.taskset:
-        names.add(task.env)
-        if task.verifier is not None:
-            names.add(task.verifier.env)
+        for row in (task, task.verifier):
+            if row is None:
+                continue
+            if in_container(row):
+                containers = True
+            else:
+                names.add(row.env)
     runtimes = {name: SubprocessRuntime(loaded.env_target, env=name) for name in sorted(names)}
+    docker = DockerRuntime() if containers else None
 
     def place(task: Any) -> Any:
+        if in_container(task):
+            assert docker is not None
+            return docker(task)
         return runtimes[task.env](task)
 
-    return place, list(runtimes.values())
+    providers: list[Any] = list(runtimes.values())
+    if docker is not None:
+        providers.append(docker)
+    return place, providers
 
 
 async def _execute(

@@ -17,6 +17,7 @@ _EXPORTS = {
     "Provider": "hud.eval.runtime",
     "LocalRuntime": "hud.eval.runtimes.local",
     "SubprocessRuntime": "hud.eval.runtimes.subprocess",
+    "DockerRuntime": "hud.eval.runtimes.docker",
     "Shared": "hud.eval.runtimes.shared",
     "Job": "hud.eval.job",
     "Run": "hud.eval.run",

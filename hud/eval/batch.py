@@ -26,6 +26,8 @@ def default_placement(tasks: list[Task]) -> Callable[[Task], Any]:
     by_source: dict[str, LocalRuntime] = {}
     for task in tasks:
         live = task.environment
+        if getattr(live, "provider", None) is not None:
+            continue
         if live is not None:
             by_env.setdefault(id(live), LocalRuntime(live))
         elif task._source:
@@ -38,6 +40,9 @@ def default_placement(tasks: list[Task]) -> Callable[[Task], Any]:
 
     def place(task: Task) -> Any:
         live = task.environment
+        provider = getattr(live, "provider", None)
+        if provider is not None:  # environments that place their own rows (Harbor tasks)
+            return provider(task)
         if live is not None:
             return by_env[id(live)](task)
         return by_source[task._source or ""](task)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hud.environment.loader import LoadError
 from hud.eval.taskset import Taskset
@@ -47,14 +48,40 @@ class Source:
     path: Path
     taskset: Taskset
     env_target: Path
+    #: A provider for every row when the source brings its own placement (Harbor tasks).
+    placement: Any = None
+    #: Tasks of the source that could not be loaded (Harbor adapt failures).
+    failures: list[Any] = field(default_factory=list)
 
 
 def load_source(source: str | Path, *, strict: bool = False) -> Source:
-    """Load a .py file, a directory, or a .json/.jsonl task file."""
+    """Load a .py file, a directory, a .json/.jsonl task file, or a Harbor task or dataset
+    directory (``task.toml``/``task.yaml``; see `hud.integrations.harbor.adapt`)."""
     path = Path(source)
     if not path.exists():
         raise LoadError(f"task source {str(source)!r} does not exist")
+    if path.is_dir():
+        from hud.integrations.harbor.taskdir import is_harbor_path
+
+        if is_harbor_path(path):
+            return _load_harbor(path)
     if path.is_file() and path.suffix not in (".py", *TASK_FILE_SUFFIXES):
         raise LoadError(f"{path} is not a .py, .json or .jsonl file or a directory")
     taskset = Taskset.from_file(path, strict=strict)
     return Source(path=path.resolve(), taskset=taskset, env_target=env_target_for(path))
+
+
+def _load_harbor(path: Path) -> Source:
+    from hud.integrations.harbor import adapt
+
+    result = adapt(path)
+    if len(result.taskset) == 0:
+        listed = "; ".join(str(f) for f in result.failures) or "no tasks"
+        raise LoadError(f"{path}: no runnable Harbor tasks ({listed})")
+    return Source(
+        path=path.resolve(),
+        taskset=result.taskset,
+        env_target=path.resolve(),
+        placement=result.runtime,
+        failures=list(result.failures),
+    )

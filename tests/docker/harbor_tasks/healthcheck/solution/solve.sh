@@ -1,0 +1,2 @@
+#!/bin/sh
+cp /tmp/ready /app/ready-copy.txt

@@ -1,0 +1,2 @@
+#!/bin/bash
+mkdir -p /app/out && echo "legacy ok" > /app/out/result

@@ -1,0 +1,2 @@
+#!/bin/bash
+[ "$(cat /app/out/result 2>/dev/null)" = "legacy ok" ]
