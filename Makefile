@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PEER := .peer/hud
 
-.PHONY: demo test lint fmt peer bench clean
+.PHONY: demo test lint fmt peer peer-harbor bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ $(PEER)/.installed:
 	touch $@
 
 peer: $(PEER)/.installed
+
+# The official harbor CLI (its certifi pin is newer than the registry here: install --no-deps).
+HARBOR := .peer/harbor
+$(HARBOR)/.installed:
+	PYENV_VERSION=3.12.1 python3.12 -m venv $(HARBOR)
+	$(HARBOR)/bin/pip install -q --no-deps harbor==0.25.0
+	$(HARBOR)/bin/pip install -q certifi 'pydantic>=2.12' shortuuid typer requests pyyaml rich \
+	  toml tenacity python-dotenv 'litellm>=1.92' jinja2 dirhash packaging semver fastapi \
+	  uvicorn pathspec supabase httpx filelock platformdirs pyjwt jsonschema
+	touch $@
+
+peer-harbor: $(HARBOR)/.installed
 
 bench: $(BIN)/.installed $(PEER)/.installed
 	$(BIN)/python bench/run_all.py
