@@ -1,8 +1,9 @@
 """Timed connect + ``hello`` + ``tasks.start`` + ``tasks.grade`` loops against one server.
 
 Standalone: runs under our venv or the official one (``--mode sdk`` uses whichever ``hud`` package
-the interpreter imports; ``--mode raw`` uses only blocking sockets). Prints one JSON object:
-``{"times": {url: [seconds, ...]}}``. With several URLs, rollouts alternate between them.
+the interpreter imports, with its defaults; ``--mode sdk-pipeline`` is our client with
+``connect(..., pipeline=True)``; ``--mode raw`` uses only blocking sockets). Prints one JSON
+object: ``{"times": {url: [seconds, ...]}}``. With several URLs, rollouts alternate between them.
 """
 
 from __future__ import annotations
@@ -47,11 +48,13 @@ def raw_rollout(host: str, port: int) -> None:
         reader.close()
 
 
-def sdk_rollout(url: str) -> Callable[[], Awaitable[None]]:
+def sdk_rollout(url: str, pipeline: bool = False) -> Callable[[], Awaitable[None]]:
     """One rollout through the interpreter's own ``hud`` client (ours or the official one)."""
     from hud.clients.client import HudClient
 
     if hasattr(HudClient, "start_task"):  # the official 0.6.x client
+        if pipeline:
+            sys.exit("error: --mode sdk-pipeline needs our client (the official one waits)")
         from hud import Runtime, connect
 
         async def official() -> None:
@@ -65,8 +68,10 @@ def sdk_rollout(url: str) -> Callable[[], Awaitable[None]]:
 
     from hud.clients import connect as our_connect
 
+    options = {"pipeline": True} if pipeline else {}
+
     async def ours() -> None:
-        async with our_connect(url) as client:
+        async with our_connect(url, **options) as client:
             await client.start(TASK, {"word": WORD})
             grade = await client.grade(WORD)
             if grade.get("score") != 1.0:
@@ -88,7 +93,7 @@ def run(urls: list[str], mode: str, n: int, warmup: int) -> dict[str, list[float
                     times[url].append(time.perf_counter() - t0)
         return times
 
-    rollouts = {url: sdk_rollout(url) for url in urls}
+    rollouts = {url: sdk_rollout(url, pipeline=mode == "sdk-pipeline") for url in urls}
 
     async def loop() -> None:
         for i in range(warmup + n):
@@ -105,7 +110,7 @@ def run(urls: list[str], mode: str, n: int, warmup: int) -> dict[str, list[float
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("urls", nargs="+", metavar="url")
-    parser.add_argument("--mode", choices=("sdk", "raw"), default="sdk")
+    parser.add_argument("--mode", choices=("sdk", "sdk-pipeline", "raw"), default="sdk")
     parser.add_argument("-n", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     ns = parser.parse_args(argv)

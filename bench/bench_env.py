@@ -1,7 +1,8 @@
 """The environment every benchmark serves, with both our package and the official one.
 
 Capabilities ``sink`` and ``source`` are published when ``HUD_BENCH_SINK_PORT`` /
-``HUD_BENCH_SOURCE_PORT`` are set (raw TCP servers started by ``bench/_sink.py``).
+``HUD_BENCH_SOURCE_PORT`` are set (raw TCP servers started by ``bench/_sink.py``); a workspace
+(``shell``) when ``HUD_BENCH_WORKSPACE`` is set (its root in the server's scratch directory).
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ for _name, _var in (("sink", "HUD_BENCH_SINK_PORT"), ("source", "HUD_BENCH_SOURC
         env.add_capability(
             Capability(name=_name, protocol="tcp/1", url=f"tcp://127.0.0.1:{_port}", params={})
         )
+
+
+if os.environ.get("HUD_BENCH_WORKSPACE"):  # bench/ssh_roundtrip.py: a `shell` workspace
+    import tempfile
+
+    env.workspace(tempfile.mkdtemp(prefix="ws-", dir=os.getcwd()))
 
 
 @env.template(description="Repeat a word")

@@ -319,14 +319,23 @@ def test_first_task_only_and_task_ids(lab: Path, run_hud: HudRunner) -> None:
 
 
 # -- agents and flags -----------------------------------------------------------------------
-def test_agent_errors(lab: Path, run_hud: HudRunner) -> None:
+def test_agent_errors(lab: Path, run_hud: HudRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     proc = evaluate(run_hud, "env.py", "gpt4all", cwd=lab)
     assert proc.returncode == 1
     assert "Invalid agent: gpt4all. Must be one of: oracle, nop, replay" in proc.stderr
-    for name in ("claude", "sonnet", "claude-opus-4-1", "gpt-5.6", "gemini-3-pro", "openai"):
+    for variable in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.setenv(variable, "")  # an empty value hides saved keys too
+    for name, variable in (
+        ("claude", "ANTHROPIC_API_KEY"),
+        ("sonnet", "ANTHROPIC_API_KEY"),
+        ("claude-opus-4-1", "ANTHROPIC_API_KEY"),
+        ("gpt-5.6", "OPENAI_API_KEY"),
+        ("gemini-3-pro", "GEMINI_API_KEY"),
+        ("openai", "OPENAI_API_KEY"),
+    ):
         proc = evaluate(run_hud, "env.py", name, cwd=lab)
         assert proc.returncode == 1, name
-        assert "provider agents arrive with issue 4" in proc.stderr, name
+        assert f"{variable} is not set: run `hud set {variable}=...`" in proc.stderr, name
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     proc = evaluate(run_hud, "env.py", "replay", cwd=lab)
     assert proc.returncode == 1 and "-c trace=" in proc.stderr
@@ -764,3 +773,30 @@ def test_summary_figures() -> None:
     assert lines[-1] == "Job: j1  (details: hud jobs j1)"
     empty = summarize([], elapsed=0.0)
     assert empty["mean_reward"] == 0.0 and empty["mean_reward_excluding_errors"] is None
+
+
+def test_secret_config_values_never_reach_the_job_record(
+    lab: Path, run_hud: HudRunner, tmp_path: Path
+) -> None:
+    jobs = tmp_path / "records"
+    secret = "sk-test-0123456789abcdef"
+    proc = evaluate(
+        run_hud,
+        "env.py",
+        "oracle",
+        "-c",
+        f"api_key={secret}",
+        "-c",
+        "api_key_env=MY_KEY",
+        "--jobs-dir",
+        str(jobs),
+        "--json",
+        cwd=lab,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert secret not in proc.stdout + proc.stderr
+    (root,) = job_dirs(jobs)
+    written = "".join(p.read_text() for p in root.rglob("*") if p.is_file())
+    assert secret not in written
+    config = json.loads((root / "job.json").read_text())["config"]["agent_config"]
+    assert config.get("api_key_env") == "MY_KEY" and "api_key" not in config

@@ -404,6 +404,136 @@ async def test_token_sent_in_first_frame_only() -> None:
     assert "auth_token" not in frames[1]["params"]
 
 
+# -- pipelined hello (connect(..., pipeline=True)) ---------------------------------------------
+
+
+def answer_all(bindings: list | None = None) -> Handler:
+    """Answer every request in order: hello with a manifest, anything else with ``{}``."""
+
+    async def handler(conn: Conn) -> None:
+        while (request := await conn.recv()) is not None:
+            if request["method"] == "hello":
+                await conn.hello_reply(request, bindings)
+            else:
+                await conn.reply(request, {"method": request["method"]})
+
+    return handler
+
+
+async def test_pipelined_hello_is_read_with_the_first_call() -> None:
+    async with (
+        Scripted(answer_all()) as srv,
+        connect(srv.url, heartbeat=None, pipeline=True) as client,
+    ):
+        assert await client.call("tasks.start", {"id": "t"}) == {"method": "tasks.start"}
+        assert client.session_id == "sess-00000000"
+        assert client.env_info == {"name": "scripted", "version": "1"}
+        assert await client.cancel() == {"method": "tasks.cancel"}
+    frames = srv.conns[0].frames
+    assert [(f["id"], f["method"]) for f in frames] == [
+        (1, "hello"),
+        (2, "tasks.start"),
+        (3, "tasks.cancel"),
+    ]
+    assert frames[0]["params"] == {}
+
+
+async def test_pipelined_hello_ready_and_binding_wait_for_the_reply() -> None:
+    async with (
+        Scripted(answer_all(BINDINGS)) as srv,
+        connect(srv.url, heartbeat=None, pipeline=True) as client,
+    ):
+        shell = await client.binding("shell")  # waits for the hello reply
+        assert shell.native_url == "ssh://agent:pw@127.0.0.1:2222"
+        await client.ready()  # nothing pending: no-op
+        assert [f["method"] for f in srv.conns[0].frames] == ["hello"]
+
+
+async def test_pipelined_hello_token_in_the_hello_only() -> None:
+    async with (
+        Scripted(answer_all()) as srv,
+        connect(srv.url, heartbeat=None, pipeline=True, token="tok") as client,
+    ):
+        await client.cancel()
+    frames = srv.conns[0].frames
+    assert frames[0]["params"] == {"auth_token": "tok"}
+    assert "auth_token" not in frames[1]["params"]
+
+
+async def test_pipelined_hello_readiness_retry_resends_the_request() -> None:
+    async def handler(conn: Conn) -> None:
+        if conn.index < 2:
+            # a proxy that accepts before the env is serving: hang up at the handshake
+            await conn.recv()
+            conn.writer.close()
+            return
+        await answer_all()(conn)
+
+    async with (
+        Scripted(handler) as srv,
+        connect(srv.url, heartbeat=None, pipeline=True) as client,
+    ):
+        assert await client.cancel() == {"method": "tasks.cancel"}
+        assert client.session_id == "sess-00000002"
+    assert len(srv.conns) == 3
+    assert [(f["id"], f["method"]) for f in srv.conns[2].frames] == [
+        (1, "hello"),
+        (2, "tasks.cancel"),
+    ]
+
+
+async def test_pipelined_hello_readiness_timeout() -> None:
+    async with (
+        Scripted(hang_up) as srv,
+        connect(srv.url, heartbeat=None, pipeline=True, ready_timeout=0.3) as client,
+    ):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(client.cancel(), 20)
+        assert not client.connected
+
+
+async def test_pipelined_hello_rpc_error_is_raised_by_the_first_call() -> None:
+    async def handler(conn: Conn) -> None:
+        first = await conn.recv()
+        assert first is not None
+        await conn.send(
+            {"jsonrpc": "2.0", "id": first["id"], "error": {"code": -32001, "message": "no"}}
+        )
+        conn.writer.close()
+
+    async with (
+        Scripted(handler) as srv,
+        connect(srv.url, heartbeat=None, pipeline=True) as client,
+    ):
+        with pytest.raises(HudProtocolError) as info:
+            await client.start("t")
+        assert (info.value.code, info.value.message) == (-32001, "no")
+        assert not client.connected
+        with pytest.raises(ConnectionError):
+            await client.cancel()
+    assert len(srv.conns) == 1, "an RPC error is not retried"
+
+
+async def test_pipelined_hello_against_real_server() -> None:
+    env = Environment(name="pipe")
+
+    @env.template(description="echo")
+    async def echo(word: str = "hi"):  # type: ignore[no-untyped-def]
+        answer = yield f"say {word}"
+        yield 1.0 if answer == word else 0.0
+
+    srv = await bind(env)
+    try:
+        for _ in range(3):
+            async with connect(srv.url, heartbeat=None, pipeline=True) as client:
+                frame = await client.start("echo", {"word": "yo"})
+                assert frame == {"prompt": "say yo"}
+                assert client.env_info["name"] == "pipe"
+                assert (await client.grade("yo"))["score"] == 1.0
+    finally:
+        await srv.close()
+
+
 # -- heartbeat --------------------------------------------------------------------------------
 
 

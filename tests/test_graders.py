@@ -323,9 +323,12 @@ async def test_grade_errors() -> None:
         await Text.grade(1.0)
 
 
-async def test_llm_judge_stub() -> None:
+async def test_llm_judge_needs_a_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without any key the judge says which variable to set (full tests: tests/agents)."""
+    for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "HUD_API_KEY"):
+        monkeypatch.setenv(name, "")
     assert LLMJudgeGrader.name == "LLMJudgeGrader"
-    with pytest.raises(NotImplementedError, match="needs a provider"):
+    with pytest.raises(ValueError, match="ANTHROPIC_API_KEY is not set"):
         await LLMJudgeGrader.grade(1.0, answer="x", criteria=["y"])
 
 

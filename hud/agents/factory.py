@@ -1,12 +1,13 @@
 """`create_agent`: an agent from a short name (``oracle``, ``nop``, ``replay``, provider names).
 
 Offline agents are built here; provider agents (``claude``, ``openai``, ``gemini``,
-``openai_compatible`` and their aliases) are resolved to a type and a model, then refused with
-`ProviderAgentUnavailableError` until they land (issue 4).
+``openai_compatible`` and their aliases) are resolved to a type and a model, and built from
+their module (imported only then, so the CLI starts fast).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,18 @@ MODEL_PREFIXES: tuple[tuple[str, str], ...] = (
     ("gpt-", "openai"),
     ("gemini-", "gemini"),
 )
+
+
+#: OpenAI ``o``-series model names (``o3``, ``o4-mini``, ...).
+_O_SERIES = re.compile(r"o\d+(-[a-z0-9.-]+)?")
+
+#: Provider agent types -> (module, class).
+PROVIDER_CLASSES: dict[str, tuple[str, str]] = {
+    "claude": ("hud.agents.claude", "ClaudeAgent"),
+    "openai": ("hud.agents.openai_agent", "OpenAIAgent"),
+    "gemini": ("hud.agents.gemini", "GeminiAgent"),
+    "openai_compatible": ("hud.agents.openai_chat", "OpenAIChatAgent"),
+}
 
 
 class UnknownAgentError(ValueError):
@@ -102,6 +115,8 @@ def resolve_agent(name: str, model: str | None = None) -> AgentSpec:
     for prefix, kind in MODEL_PREFIXES:
         if low.startswith(prefix) and len(low) > len(prefix):
             return AgentSpec(key, kind, model or key)
+    if _O_SERIES.fullmatch(low):  # OpenAI reasoning models: o1, o3-mini, o4-mini, ...
+        return AgentSpec(key, "openai", model or key)
     raise UnknownAgentError(key)
 
 
@@ -155,12 +170,12 @@ def create_agent(
     ``config`` holds agent settings (``max_steps``, ``timeout_seconds``, ... and agent-specific
     keys: replay's ``trace``, ``jobs_dir``, ``local_dir``, ``execute_tools``, ``check_task``);
     ``settings`` are merged on top. Raises `UnknownAgentError`
-    or `ProviderAgentUnavailableError` (both `ValueError`) for names it cannot build.
+    or `MissingKeyError` / an invalid-config `ValueError` for names it cannot build.
     """
     spec = resolve_agent(name, model)
     values = {**(config or {}), **settings}
     if not spec.offline:
-        raise ProviderAgentUnavailableError(spec)
+        return _provider(spec, values, explicit_model=model is not None)
     base = AgentConfig.model_validate(_config_fields(values))
     if spec.type == "oracle":
         from hud.agents.offline import OracleAgent
@@ -171,6 +186,33 @@ def create_agent(
 
         return NopAgent(base)
     return _replay(values, base)
+
+
+def _provider(spec: AgentSpec, values: Mapping[str, Any], *, explicit_model: bool) -> Agent:
+    """A provider agent: ``values`` validated by its config class, the resolved model set.
+
+    A ``model`` in ``values`` (``-c model=...``) wins over an alias's default model but not
+    over an explicit ``model`` argument (``--model``). Missing credentials raise
+    `hud.agents.tool_agent.MissingKeyError` (a `ValueError`, one line).
+    """
+    import importlib
+
+    from pydantic import ValidationError
+
+    module, class_name = PROVIDER_CLASSES[spec.type]
+    cls = getattr(importlib.import_module(module), class_name)
+    data = {k: v for k, v in values.items() if v is not None}
+    if explicit_model or not data.get("model"):
+        data["model"] = spec.model
+    try:
+        config = cls.config_cls.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ValueError(f"invalid {spec.type} agent config: {problems}") from None
+    return cls(config)
 
 
 def _config_fields(values: Mapping[str, Any]) -> dict[str, Any]:

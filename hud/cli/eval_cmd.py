@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,16 @@ DEFAULT_JOBS_DIR = Path(".hud/jobs")
 PLATFORM_RUNTIMES = ("hud", "hosted")
 CONTAINER_RUNTIMES = ("modal", "daytona")
 TASK_FILE_SUFFIXES = (".py", ".json", ".jsonl")
+
+
+_SECRET = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
+
+
+def redact(config: dict[str, Any]) -> dict[str, Any]:
+    """Drop secret-looking values (``-c api_key=...``) before a config is written to disk."""
+    return {
+        k: v for k, v in config.items() if str(k).endswith("_env") or not _SECRET.search(str(k))
+    }
 
 
 @dataclass
@@ -48,7 +59,7 @@ class Plan:
             "source_label": self.source_label,
             "agent": self.agent,
             "model": self.model,
-            "agent_config": self.agent_config,
+            "agent_config": redact(self.agent_config),
             "max_steps": self.max_steps,
             "group": self.group,
             "max_concurrent": self.max_concurrent,

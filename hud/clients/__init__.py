@@ -1,5 +1,6 @@
 """Clients of the control channel: `connect`, `HudClient` and capability tunnels."""
 
+from hud.capabilities import register_default_clients
 from hud.clients.client import (
     HudClient,
     connect,
@@ -9,6 +10,8 @@ from hud.clients.client import (
     routed_url,
 )
 from hud.protocol import HudProtocolError
+
+register_default_clients()  # SSH, MCP, CDP, RFB clients for `HudClient.open` (lazy imports)
 
 __all__ = [
     "HudClient",

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,7 +18,8 @@ from hud.protocol import (
     decode_frame,
     encode_frame,
 )
-from hud.transport import splice
+from hud.transport import Half, relay
+from hud.transport.channel import LineChannel, TransportChannel, open_channel
 
 log = logging.getLogger("hud.client")
 
@@ -73,6 +74,22 @@ def grade_score(frame: dict[str, Any]) -> float:
     return float(score)
 
 
+class _Forwarder(Half):
+    """A local connection to a routed URL: opens a tunnel and relays to it."""
+
+    def __init__(self, client: HudClient, name: str) -> None:
+        super().__init__()
+        self.client = client
+        self.name = name
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        client = self.client
+        task = asyncio.get_running_loop().create_task(client._forward(self.name, self))
+        client._tunnels.add(task)
+        task.add_done_callback(client._tunnels.discard)
+
+
 class HudClient:
     """One control connection to an environment server."""
 
@@ -91,85 +108,166 @@ class HudClient:
         self.env_info: dict[str, Any] = {}
         self.features: set[str] = set()
         self.bindings: list[Capability] = []
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._channel: LineChannel | TransportChannel | None = None
         self._lock = asyncio.Lock()
         self._next_id = 0
         self._sent_token = False
+        self._hello_rid = 0  # id of a pipelined hello whose reply is not read yet
+        self._ready_deadline = 0.0
         self._forwarders: dict[str, tuple[asyncio.Server, Capability]] = {}
         self._tunnels: set[asyncio.Task[Any]] = set()
         self._opened: dict[str, Any] = {}
 
     # -- connection ------------------------------------------------------------------
     async def connect(self) -> None:
-        # A StreamReader limit of N accepts lines of up to N bytes before the newline.
-        self._reader, self._writer = await asyncio.open_connection(
-            self.host, self.port, limit=self.max_frame
-        )
+        # Replies of up to max_frame bytes (newline excluded) are accepted.
+        self._channel = await open_channel(self.host, self.port, self.max_frame)
         self._next_id = 0
         self._sent_token = False
+        self._hello_rid = 0
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None and not self._writer.is_closing()
+        return self._channel is not None and not self._channel.closed
 
     def _abort(self) -> None:
-        if self._writer is not None:
+        channel, self._channel = self._channel, None
+        if channel is not None:
             with contextlib.suppress(Exception):
-                self._writer.transport.abort()
-        self._reader = self._writer = None
+                channel.abort()
+
+    def _encode(self, method: str, params: dict[str, Any] | None) -> tuple[int, bytes]:
+        """The next request frame (FrameTooLargeError before anything is sent or counted)."""
+        params = dict(params) if params else {}
+        if self.token and not self._sent_token:
+            params["auth_token"] = self.token
+        rid = self._next_id + 1
+        frame = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+        data = encode_frame(frame, self.max_frame)
+        self._next_id = rid
+        self._sent_token = True
+        return rid, data
+
+    async def _reply(
+        self, channel: LineChannel | TransportChannel, method: str, rid: int
+    ) -> dict[str, Any]:
+        """Read the reply to request ``rid``: its result, or `HudProtocolError`.
+
+        Transport failures, EOF, undecodable replies and id mismatches abort the connection.
+        """
+        try:
+            line = await channel.readline()
+        except BaseException:
+            self._abort()
+            raise
+        if not line:
+            self._abort()
+            raise EOFError(f"env closed connection during '{method}'")
+        try:
+            reply = decode_frame(line)
+        except ValueError as exc:
+            self._abort()
+            raise HudProtocolError(INTERNAL_ERROR, f"'{method}': bad reply: {exc}") from None
+        if not isinstance(reply, dict) or reply.get("id") != rid:
+            self._abort()
+            raise HudProtocolError(INTERNAL_ERROR, f"'{method}': reply id did not match request")
+        error = reply.get("error")
+        if error is not None:
+            code = error.get("code", INTERNAL_ERROR) if isinstance(error, dict) else INTERNAL_ERROR
+            message = error.get("message", "") if isinstance(error, dict) else str(error)
+            raise HudProtocolError(code, message)
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            raise HudProtocolError(INTERNAL_ERROR, f"'{method}': result was not an object")
+        return result
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send one request and wait for its reply; error frames raise `HudProtocolError`."""
         async with self._lock:
-            if self._writer is None or self._reader is None:
+            if self._hello_rid:
+                result = await self._call_after_hello(method, params)
+                assert result is not None
+                return result
+            channel = self._channel
+            if channel is None:
                 raise ConnectionError("client is not connected")
-            self._next_id += 1
-            rid = self._next_id
-            params = dict(params or {})
-            if self.token and not self._sent_token:
-                params["auth_token"] = self.token
-            frame = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
             # FrameTooLargeError is raised before anything is sent: the connection stays usable.
-            data = encode_frame(frame, self.max_frame)
-            self._sent_token = True
+            rid, data = self._encode(method, params)
             try:
-                self._writer.write(data)
-                await self._writer.drain()
-                line = await self._reader.readline()
+                channel.write(data)
+                await channel.drain()
             except BaseException:
                 self._abort()
                 raise
-            if not line:
-                self._abort()
-                raise EOFError(f"env closed connection during '{method}'")
+            return await self._reply(channel, method, rid)
+
+    # -- pipelined hello (connect(..., pipeline=True)) ---------------------------------
+    def _send_hello(self, deadline: float) -> None:
+        """Send the readiness ``hello`` without waiting; its reply is read with the next call."""
+        assert self._channel is not None
+        rid, data = self._encode("hello", {})
+        self._channel.write(data)
+        self._hello_rid = rid
+        self._ready_deadline = deadline
+
+    async def _call_after_hello(
+        self, method: str, params: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Send a request behind the pending ``hello`` and read both replies (lock held).
+
+        EOF or an OS error before the ``hello`` reply is a readiness failure, as in `connect`:
+        reconnect, send ``hello`` and the request again, until the ready deadline. An RPC error
+        on ``hello`` is fatal and raised here (the request's reply is not read).
+        """
+        while True:
+            channel = self._channel
+            if channel is None:
+                raise ConnectionError("client is not connected")
+            rid, data = self._encode(method, params) if method else (0, b"")
             try:
-                reply = decode_frame(line)
-            except ValueError as exc:
+                if data:
+                    channel.write(data)
+                await channel.drain()
+                hello = await self._reply(channel, "hello", self._hello_rid)
+            except (OSError, EOFError) as exc:
                 self._abort()
-                raise HudProtocolError(INTERNAL_ERROR, f"'{method}': bad reply: {exc}") from None
-            if not isinstance(reply, dict) or reply.get("id") != rid:
+                await self._redo_hello(exc)
+                continue
+            except BaseException:
                 self._abort()
-                raise HudProtocolError(
-                    INTERNAL_ERROR, f"'{method}': reply id did not match request"
-                )
-            error = reply.get("error")
-            if error is not None:
-                code = (
-                    error.get("code", INTERNAL_ERROR) if isinstance(error, dict) else INTERNAL_ERROR
-                )
-                message = error.get("message", "") if isinstance(error, dict) else str(error)
-                raise HudProtocolError(code, message)
-            result = reply.get("result")
-            if not isinstance(result, dict):
-                raise HudProtocolError(INTERNAL_ERROR, f"'{method}': result was not an object")
-            return result
+                self._hello_rid = 0
+                raise
+            self._hello_rid = 0
+            self._apply_hello(hello)
+            if not method:
+                return None
+            return await self._reply(channel, method, rid)
+
+    async def _redo_hello(self, exc: BaseException) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if loop.time() >= self._ready_deadline:
+                self._hello_rid = 0
+                raise TimeoutError(f"env at {self.url} not ready: {exc}") from exc
+            await asyncio.sleep(0.05 if isinstance(exc, ConnectionRefusedError) else 0.5)
+            try:
+                await self.connect()
+            except OSError as err:
+                exc = err
+                continue
+            self._send_hello(self._ready_deadline)
+            return
+
+    async def ready(self) -> None:
+        """Wait for a pipelined ``hello`` reply (no-op otherwise): fills `session_id`,
+        `env_info`, `features` and `bindings`."""
+        if self._hello_rid:
+            async with self._lock:
+                if self._hello_rid:
+                    await self._call_after_hello("", None)
 
     # -- methods ---------------------------------------------------------------------
-    async def hello(self, session_id: str | None = None) -> dict[str, Any]:
-        """Handshake (or resume ``session_id``); refreshes the env info and bindings."""
-        params = {"session_id": session_id} if session_id else {}
-        result = await self.call("hello", params)
+    def _apply_hello(self, result: dict[str, Any]) -> None:
         sid = result.get("session_id")
         if isinstance(sid, str):
             self.session_id = sid
@@ -184,6 +282,12 @@ class HudClient:
             except (TypeError, ValueError) as exc:
                 log.warning("ignoring malformed binding %r: %s", item, exc)
         self.bindings = bindings
+
+    async def hello(self, session_id: str | None = None) -> dict[str, Any]:
+        """Handshake (or resume ``session_id``); refreshes the env info and bindings."""
+        params = {"session_id": session_id} if session_id else {}
+        result = await self.call("hello", params)
+        self._apply_hello(result)
         return result
 
     async def heartbeat(self) -> dict[str, Any]:
@@ -237,13 +341,13 @@ class HudClient:
 
     async def binding(self, ref: str) -> Capability:
         """The capability with its URL routed through a local tunnel forwarder."""
+        await self.ready()
         cap = self.find_binding(ref)
         existing = self._forwarders.get(cap.name)
         if existing is not None:
             return existing[1]
-        server = await asyncio.start_server(
-            lambda r, w: self._forward(cap.name, r, w), "127.0.0.1", 0
-        )
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Forwarder(self, cap.name), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         routed = cap.model_copy(
             update={"url": routed_url(cap.url, "127.0.0.1", port), "native_url": cap.url}
@@ -273,26 +377,38 @@ class HudClient:
             raise
         return reader, writer
 
-    async def _forward(
-        self, name: str, local_r: asyncio.StreamReader, local_w: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tunnels.add(task)
+    async def _forward(self, name: str, local: Half) -> None:
+        """Open a tunnel to capability ``name`` for one local connection and relay."""
+        remote: Half | None = None
         try:
             try:
-                remote_r, remote_w = await self.open_tunnel(name)
+                loop = asyncio.get_running_loop()
+                _, remote = await loop.create_connection(Half, self.host, self.port)
+                params: dict[str, Any] = {"capability": name}
+                if self.token:
+                    params["auth_token"] = self.token
+                frame = {"jsonrpc": "2.0", "id": 1, "method": "tunnel.open", "params": params}
+                assert remote.transport is not None
+                remote.transport.write(encode_frame(frame))
+                line = await remote.readline()
+                if not line:
+                    raise EOFError(f"env closed the tunnel to {name!r}")
+                reply = decode_frame(line)
+                if isinstance(reply, dict) and reply.get("error"):
+                    err = reply["error"]
+                    raise HudProtocolError(err.get("code", INTERNAL_ERROR), err.get("message", ""))
             except Exception as exc:
                 log.warning("tunnel to %r failed: %s", name, exc)
-                local_w.close()
                 return
-            await splice(local_r, local_w, remote_r, remote_w)
+            await relay(local, remote)
         finally:
-            if task is not None:
-                self._tunnels.discard(task)
+            for half in (local, remote):
+                if half is not None and half.transport is not None:
+                    half.transport.close()
 
     async def open(self, ref: str) -> Any:
         """A protocol client for a capability (cached per name; up to 3 attempts)."""
+        await self.ready()
         cap = self.find_binding(ref)
         if cap.name in self._opened:
             return self._opened[cap.name]
@@ -333,12 +449,9 @@ class HudClient:
             task.cancel()
         if self._tunnels:
             await asyncio.gather(*self._tunnels, return_exceptions=True)
-        if self._writer is not None:
-            writer = self._writer
-            self._reader = self._writer = None
-            with contextlib.suppress(Exception):
-                writer.close()
-                await writer.wait_closed()
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
 
 
 def _ready_timeout(runtime: Any, default: float) -> float:
@@ -350,53 +463,129 @@ def _ready_timeout(runtime: Any, default: float) -> float:
     return default
 
 
-@contextlib.asynccontextmanager
-async def connect(
+def connect(
     runtime: Any,
     *,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
     token: str | None = None,
     heartbeat: float | None = HEARTBEAT_INTERVAL,
-) -> AsyncIterator[HudClient]:
-    """Connect to a runtime (or URL), wait until it answers ``hello``, and yield a client."""
-    url = runtime if isinstance(runtime, str) else runtime.url
-    if token is None:
-        params = getattr(runtime, "params", None) or {}
-        token = params.get("token") if isinstance(params, dict) else None
-    client = HudClient(url, token=token)
-    deadline = asyncio.get_running_loop().time() + _ready_timeout(runtime, ready_timeout)
-    while True:
-        try:
-            await client.connect()
-            await client.hello()
-            break
-        except (OSError, EOFError) as exc:
-            client._abort()
-            if asyncio.get_running_loop().time() >= deadline:
-                raise TimeoutError(f"env at {url} not ready: {exc}") from exc
-            await asyncio.sleep(0.05 if isinstance(exc, ConnectionRefusedError) else 0.5)
-    owner = asyncio.current_task()
-    beat: asyncio.Task[None] | None = None
-    if heartbeat and owner is not None:
-        beat = asyncio.create_task(_heartbeat(client, owner, heartbeat))
-    try:
-        yield client
-    finally:
+    pipeline: bool = False,
+) -> _Connect:
+    """Connect to a runtime (or URL), wait until it answers ``hello``, and yield a client.
+
+    ``async with connect(runtime) as client:``. Readiness: connection refused is retried every
+    0.05 s, other OS errors and EOF during ``hello`` every 0.5 s, until ``ready_timeout``
+    (``runtime.params["ready_timeout"]`` overrides); an RPC error is fatal. A heartbeat
+    ``hello`` every ``heartbeat`` seconds (None: off) cancels the task owning the block if the
+    connection fails. On exit the client is closed (no ``bye``).
+
+    ``pipeline=True`` saves a round trip: the readiness ``hello`` is sent without waiting for
+    its reply, which is read together with the first request's (servers answer in order).
+    `session_id`, `env_info`, `features` and `bindings` are filled in then (``await
+    client.ready()`` to wait for them without a request; `binding` and `open` do). Readiness
+    failures (EOF or a connection error before the ``hello`` reply) still retry until
+    ``ready_timeout``, re-sending ``hello`` and that first request; an RPC error on ``hello``
+    is raised by the first call instead of by ``connect``.
+    """
+    return _Connect(
+        runtime, ready_timeout=ready_timeout, token=token, heartbeat=heartbeat, pipeline=pipeline
+    )
+
+
+class _Connect:
+    """The async context manager returned by `connect`."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        *,
+        ready_timeout: float,
+        token: str | None,
+        heartbeat: float | None,
+        pipeline: bool = False,
+    ) -> None:
+        self.url = runtime if isinstance(runtime, str) else runtime.url
+        self.pipeline = pipeline
+        if token is None:
+            params = getattr(runtime, "params", None) or {}
+            token = params.get("token") if isinstance(params, dict) else None
+        self.token = token
+        self.ready_timeout = _ready_timeout(runtime, ready_timeout)
+        self.heartbeat = heartbeat
+        self.client: HudClient | None = None
+        self._beat: _Heartbeat | None = None
+
+    async def __aenter__(self) -> HudClient:
+        client = HudClient(self.url, token=self.token)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ready_timeout
+        while True:
+            try:
+                await client.connect()
+                if self.pipeline:
+                    client._send_hello(deadline)
+                else:
+                    await client.hello()
+                break
+            except (OSError, EOFError) as exc:
+                client._abort()
+                if loop.time() >= deadline:
+                    raise TimeoutError(f"env at {self.url} not ready: {exc}") from exc
+                await asyncio.sleep(0.05 if isinstance(exc, ConnectionRefusedError) else 0.5)
+            except BaseException:
+                client._abort()
+                raise
+        self.client = client
+        owner = asyncio.current_task()
+        if self.heartbeat and owner is not None:
+            self._beat = _Heartbeat(client, owner, self.heartbeat)
+        return client
+
+    async def __aexit__(self, *exc: object) -> None:
+        beat, self._beat = self._beat, None
         if beat is not None:
-            beat.cancel()
-            with contextlib.suppress(BaseException):
-                await beat
-        await client.close()
+            await beat.stop()
+        client, self.client = self.client, None
+        if client is not None:
+            await client.close()
 
 
-async def _heartbeat(client: HudClient, owner: asyncio.Task[Any], interval: float) -> None:
-    while True:
-        await asyncio.sleep(interval)
+class _Heartbeat:
+    """``hello`` with the client's own session id every ``interval`` seconds (a timer, not a
+    task, between beats). RPC error: stop. Transport failure or timeout: cancel ``owner``."""
+
+    def __init__(self, client: HudClient, owner: asyncio.Task[Any], interval: float) -> None:
+        self.client = client
+        self.owner = owner
+        self.interval = interval
+        self.loop = asyncio.get_running_loop()
+        self.task: asyncio.Task[None] | None = None
+        self.handle: asyncio.TimerHandle | None = self.loop.call_later(interval, self._fire)
+
+    def _fire(self) -> None:
+        self.handle = None
+        self.task = self.loop.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        client = self.client
         try:
             await asyncio.wait_for(client.heartbeat(), HEARTBEAT_TIMEOUT)
         except HudProtocolError:
             return
         except (OSError, EOFError, TimeoutError, ConnectionError) as exc:
             log.warning("heartbeat to %s failed: %s", client.url, exc)
-            owner.cancel()
+            self.owner.cancel()
             return
+        finally:
+            self.task = None
+        self.handle = self.loop.call_later(self.interval, self._fire)
+
+    async def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        task = self.task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task

@@ -6,16 +6,23 @@ import contextvars
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hud.capabilities import Capability
 from hud.environment.template import Template
 
+if TYPE_CHECKING:
+    from hud.capabilities.workspace import Workspace
+
 log = logging.getLogger("hud.environment")
 
 Hook = Callable[[], Awaitable[Any]]
+#: ``params(session_id)`` -> extra ``params`` for one capability in that session's ``hello``.
+SessionParams = Callable[[str | None], dict[str, Any]]
 
-#: The control session a task belongs to, set while its teardown hooks run.
+#: The control session a task belongs to, set while the task runs (its template's setup and
+#: grading) and while its per-task hooks (task start/ready, teardown) run.
 current_session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "hud_current_session_id", default=None
 )
@@ -38,6 +45,9 @@ class Environment:
         self._initializers: list[Hook] = []
         self._shutdowns: list[Hook] = []
         self._teardowns: list[Callable[[], Any]] = []
+        self._task_starts: list[Callable[[], Any]] = []
+        self._task_readies: list[Callable[[], Any]] = []
+        self._session_params: dict[str, list[SessionParams]] = {}
         self._started = False
         for cap in capabilities or ():
             self.add_capability(cap)
@@ -119,6 +129,61 @@ class Environment:
     def remove_capability(self, name: str) -> None:
         self.capabilities = [c for c in self.capabilities if c.name != name]
 
+    def session_params(self, name: str, fn: SessionParams) -> SessionParams:
+        """Make ``hello`` replies merge ``fn(session_id)`` into capability ``name``'s params
+        (per-session values, e.g. the SSH user naming a rollout's workspace)."""
+        self._session_params.setdefault(name, []).append(fn)
+        return fn
+
+    def binding(self, cap: Capability, session_id: str | None = None) -> dict[str, Any]:
+        """``cap``'s manifest binding as control session ``session_id`` sees it."""
+        binding = cap.to_binding()
+        for fn in self._session_params.get(cap.name, ()):
+            try:
+                binding["params"].update(fn(session_id))
+            except Exception:
+                log.exception("session params for %r failed", cap.name)
+        return binding
+
+    def workspace(
+        self, root: Path | str, *, name: str = "shell", track_files: bool | None = None, **kw: Any
+    ) -> Workspace:
+        """A `Workspace` on ``root`` published as capability ``name`` (and ``filetracking``
+        when tracking files; default: ``HUD_FILE_TRACKING_ENABLED``): started by an initialize
+        hook, stopped by a shutdown hook. Each task's rollout starts from the root as prepared
+        and never sees another rollout's files (see `hud.capabilities.sessions`)."""
+        from hud.capabilities.workspace import Workspace
+
+        if track_files is None:
+            from hud.settings import settings
+
+            track_files = settings().file_tracking_enabled
+        ws = Workspace(root, track_files=track_files, **kw)
+
+        async def start_workspace() -> None:
+            await ws.start()
+            self.add_capability(ws.capability(name))
+            if ws.tracks_files:
+                self.add_capability(ws.file_tracking_capability())
+
+        async def stop_workspace() -> None:
+            self.remove_capability(name)
+            if ws.tracks_files:
+                self.remove_capability("filetracking")
+            await ws.stop()
+
+        start_workspace.__name__ = f"start_workspace_{name}"
+        stop_workspace.__name__ = f"stop_workspace_{name}"
+        self.initialize(start_workspace)
+        self.shutdown(stop_workspace)
+        self.task_start(lambda: ws.begin_session(current_session_id.get()))
+        self.task_ready(lambda: ws.session_ready(current_session_id.get()))
+        self.teardown(lambda: ws.end_session(current_session_id.get()))
+        self.session_params(name, ws.session_params)
+        if track_files:
+            self.session_params("filetracking", ws.tracking_params)
+        return ws
+
     # -- lifecycle -------------------------------------------------------------------
     def initialize(self, fn: Hook) -> Hook:
         """Register an async no-argument hook run by `start` (registration order)."""
@@ -133,6 +198,17 @@ class Environment:
     def teardown(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         """Register a per-task hook run when a task ends (graded, cancelled or at shutdown)."""
         self._teardowns.append(fn)
+        return fn
+
+    def task_start(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Register a per-task hook run when a task starts, before its template runs; a
+        failure fails the start (the task's teardown hooks then run)."""
+        self._task_starts.append(fn)
+        return fn
+
+    def task_ready(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Register a per-task hook run once a template yielded its prompt (setup done)."""
+        self._task_readies.append(fn)
         return fn
 
     async def start(self) -> None:
@@ -151,6 +227,31 @@ class Environment:
                 await hook()
             except Exception:
                 log.exception("shutdown hook %r failed", getattr(hook, "__name__", hook))
+
+    async def run_task_start(self, session_id: str | None) -> None:
+        """Run task-start hooks (registration order) with the session id set; errors raise."""
+        await self._run_task_hooks(self._task_starts, session_id, raise_errors=True)
+
+    async def run_task_ready(self, session_id: str | None) -> None:
+        """Run task-ready hooks with the session id set; errors are logged."""
+        await self._run_task_hooks(self._task_readies, session_id, raise_errors=False)
+
+    async def _run_task_hooks(
+        self, hooks: list[Callable[[], Any]], session_id: str | None, *, raise_errors: bool
+    ) -> None:
+        token = current_session_id.set(session_id)
+        try:
+            for hook in hooks:
+                try:
+                    result = hook()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    if raise_errors:
+                        raise
+                    log.exception("task hook %r failed", getattr(hook, "__name__", hook))
+        finally:
+            current_session_id.reset(token)
 
     async def run_teardown(self, session_id: str | None) -> None:
         token = current_session_id.set(session_id)

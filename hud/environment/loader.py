@@ -24,9 +24,13 @@ class LoadError(ValueError):
 
 
 def _ensure_on_path(directory: Path) -> None:
+    """Put ``directory`` first on ``sys.path`` so sibling imports resolve next to the file."""
     d = str(directory)
-    if d not in sys.path:
-        sys.path.insert(0, d)
+    if sys.path and sys.path[0] == d:
+        return
+    if d in sys.path:
+        sys.path.remove(d)
+    sys.path.insert(0, d)
 
 
 def _module_dir(module: ModuleType) -> str | None:

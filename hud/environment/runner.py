@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import to_jsonable_python
 
 from hud.environment.answer import parse_answer
+from hud.environment.environment import current_session_id
 
 if TYPE_CHECKING:
     from hud.environment.environment import Environment
@@ -88,8 +89,17 @@ class TaskRunner:
         return self.template.id
 
     async def start(self) -> dict[str, Any]:
-        """Run to the first yield. On failure the runner is closed and `TaskError` raised."""
+        """Run task-start hooks and the template to its first yield, then task-ready hooks,
+        with the session id set. On failure the runner is closed and `TaskError` raised."""
+        token = current_session_id.set(self.session_id)
         try:
+            return await self._start()
+        finally:
+            current_session_id.reset(token)
+
+    async def _start(self) -> dict[str, Any]:
+        try:
+            await self.env.run_task_start(self.session_id)
             first = await self.gen.__anext__()
         except StopAsyncIteration:
             # The reference replies with an empty message here; official peers may rely on it.
@@ -103,17 +113,20 @@ class TaskRunner:
                 ) from exc
             raise
         try:
-            return start_frame(first)
+            frame = start_frame(first)
         except Exception as exc:
             await self.close()
             message = f"task '{self.task_id}' yielded a prompt that is not JSON: {exc}"
             raise TaskError(message) from exc
+        await self.env.run_task_ready(self.session_id)
+        return frame
 
     async def grade(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Send the answer, read the reward, then close (single-shot)."""
         raw = payload.get("answer")
         returns = self.template.return_type
         answer = parse_answer(raw, returns) if returns is not None else raw
+        token = current_session_id.set(self.session_id)
         try:
             try:
                 value = await self.gen.asend(answer)
@@ -124,6 +137,7 @@ class TaskRunner:
                 raise TaskError(str(exc)) from exc
             return grade_frame(value, self.task_id)
         finally:
+            current_session_id.reset(token)
             await self.close()
 
     async def close(self) -> None:

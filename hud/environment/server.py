@@ -10,8 +10,12 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import secrets
+import socket
+import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +38,8 @@ from hud.protocol import (
     oversize_message,
     result_frame,
 )
-from hud.transport import splice
+from hud.transport import Half, relay
+from hud.transport.channel import ProtocolIO, SocketIO
 
 log = logging.getLogger("hud.server")
 
@@ -97,6 +102,9 @@ class Server:
         self.share_keys = is_loopback(host) or self.token is not None
         self._sessions: dict[str, _Session] = {}
         self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
+        self._listeners: list[socket.socket] = []
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._handlers: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
@@ -124,11 +132,24 @@ class Server:
                 "withheld from hello replies (set a token to share them)",
                 self.host,
             )
-        # StreamReader accepts a line whose newline sits at index <= limit, i.e. frames of
-        # up to ``limit`` bytes (newline excluded): the limit is max_frame, not max_frame + 1.
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self.requested_port, limit=self.max_frame
+        loop = self._loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ProtocolIO(_Connection(self).start),
+            self.host,
+            self.requested_port,
+            start_serving=False,
         )
+        # Accept on the listening sockets from our own reader callback (SocketIO
+        # connections); loops without add_reader serve through transports (ProtocolIO).
+        try:
+            for tsock in self._server.sockets:
+                listener = socket.socket(fileno=os.dup(tsock.fileno()))
+                self._listeners.append(listener)
+                listener.listen(_BACKLOG)
+                loop.add_reader(listener.fileno(), self._accept, listener)
+        except NotImplementedError:
+            self._stop_accepting()
+            await self._server.start_serving()
         if self.session_ttl and self.session_ttl > 0:
             self._sweeper = asyncio.create_task(self._sweep())
         return self
@@ -138,14 +159,19 @@ class Server:
         if self._closing:
             return
         self._closing = True
+        self._stop_accepting()
         if self._server is not None:
             self._server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for conn in list(self._connections):
+            conn.shutdown()
         for task in list(self._handlers):
             task.cancel()
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
+        for conn in list(self._connections):
+            conn.finish()
         for session in list(self._sessions.values()):
             await self._drop_runner(session)
         self._sessions.clear()
@@ -166,7 +192,9 @@ class Server:
     @property
     def busy(self) -> bool:
         """True while a connection is open or a task is parked."""
-        return bool(self._handlers) or any(s.runner is not None for s in self._sessions.values())
+        if self._connections or self._handlers:
+            return True
+        return any(s.runner is not None for s in self._sessions.values())
 
     # -- sessions --------------------------------------------------------------------
     def parked(self) -> list[_Session]:
@@ -196,122 +224,54 @@ class Server:
             session.parked_at = time.monotonic()
 
     # -- connections -----------------------------------------------------------------
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._handlers.add(task)
-        try:
-            await self._handle(reader, writer)
-        except asyncio.CancelledError:
-            # Cancelled by close(); asyncio's stream callback must not see the cancellation.
-            with contextlib.suppress(Exception):
-                writer.close()
-        finally:
-            if task is not None:
-                self._handlers.discard(task)
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                # Out of descriptors or memory: stop accepting for a second (as asyncio does).
+                log.error("accept failed: %s", exc)
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(listener.fileno())
+                    self._loop.call_later(1.0, self._resume_accepting, listener)
+                return
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            _Connection(self).start(SocketIO(self._loop, sock))
 
-    async def _send(self, writer: asyncio.StreamWriter, frame: dict[str, Any]) -> None:
-        try:
-            data = encode_frame(frame, self.max_frame)
-        except FrameTooLargeError as exc:
-            data = encode_frame(error_frame(frame.get("id"), SERVER_ERROR, str(exc)))
-        writer.write(data)
-        await writer.drain()
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if not self._closing and listener in self._listeners:
+            self._loop.add_reader(listener.fileno(), self._accept, listener)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = _Conn(_Session(_mint_session_id()))
-        self._sessions[conn.session.id] = conn.session
-        first = True
-        try:
-            while True:
-                try:
-                    line = await reader.readuntil(b"\n")
-                except asyncio.IncompleteReadError as exc:
-                    line = exc.partial
-                    if not line.strip():
-                        break
-                except asyncio.LimitOverrunError:
-                    message = oversize_message(self.max_frame)
-                    await self._send(writer, error_frame(None, SERVER_ERROR, message))
-                    break
-                try:
-                    frame = decode_frame(line)
-                except ValueError as exc:
-                    await self._send(writer, error_frame(None, PARSE_ERROR, f"parse error: {exc}"))
-                    continue
-                if not isinstance(frame, dict):
-                    message = "invalid request: a frame must be a JSON object"
-                    await self._send(writer, error_frame(None, INVALID_REQUEST, message))
-                    continue
-                if first:
-                    first = False
-                    if self.token is not None and not self._authorized(frame):
-                        message = "unauthorized: control token required"
-                        await self._send(
-                            writer, error_frame(frame.get("id"), UNAUTHORIZED, message)
-                        )
-                        break
-                    if frame.get("method") == "tunnel.open":
-                        self._sessions.pop(conn.session.id, None)
-                        await self._tunnel(frame, reader, writer)
-                        return
-                reply = await self._request(conn, frame)
-                if reply is not None:
-                    await self._send(writer, reply)
-                if conn.bye:
-                    break
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._park(conn.session)
+    def _stop_accepting(self) -> None:
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
             with contextlib.suppress(Exception):
-                writer.close()
+                self._loop.remove_reader(listener.fileno())
+            listener.close()
 
     def _authorized(self, frame: dict[str, Any]) -> bool:
         params = frame.get("params")
         supplied = params.get("auth_token") if isinstance(params, dict) else None
         return isinstance(supplied, str) and secrets.compare_digest(supplied, self.token or "")
 
-    async def _request(self, conn: _Conn, frame: dict[str, Any]) -> dict[str, Any] | None:
-        """Run one request; returns the reply frame, or None for a notification."""
-        has_id = "id" in frame
-        rid = frame.get("id")
-        try:
-            method = frame.get("method", "")
-            params = frame.get("params")
-            if params is None:
-                params = {}
-            if not isinstance(method, str):
-                raise RpcError(INVALID_REQUEST, "invalid request: 'method' must be a string")
-            handler = self._methods.get(method)
-            if handler is None:
-                raise RpcError(METHOD_NOT_FOUND, f"method not found: {method}")
-            if not isinstance(params, dict):
-                raise RpcError(INVALID_PARAMS, "params must be an object")
-            result = await handler(self, conn, params)
-        except RpcError as exc:
-            return error_frame(rid, exc.code, exc.message) if has_id else None
-        except TaskError as exc:
-            return error_frame(rid, SERVER_ERROR, str(exc)) if has_id else None
-        except Exception as exc:
-            log.exception("handler for %r failed", frame.get("method"))
-            return (
-                error_frame(rid, SERVER_ERROR, f"{type(exc).__name__}: {exc}") if has_id else None
-            )
-        return result_frame(rid, result) if has_id else None
-
     # -- methods ---------------------------------------------------------------------
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self, session_id: str | None = None) -> dict[str, Any]:
         bindings = []
         for cap in self.env.capabilities:
-            binding = cap.to_binding()
+            binding = self.env.binding(cap, session_id)
             if not self.share_keys:
                 for key in SECRET_PARAMS:
                     binding["params"].pop(key, None)
             bindings.append(binding)
         return {"env": {"name": self.env.name, "version": self.env.version}, "bindings": bindings}
 
-    async def _hello(self, conn: _Conn, params: dict[str, Any]) -> dict[str, Any]:
+    def _hello(self, conn: _Connection, params: dict[str, Any]) -> dict[str, Any]:
         wanted = params.get("session_id", conn.session.id)
         if wanted is not None and wanted != conn.session.id:
             if not isinstance(wanted, str):
@@ -325,12 +285,13 @@ class Server:
             self._park(old)  # its own task, if any, stays parked and resumable
             target.live = True
             conn.session = target
-        return {"session_id": conn.session.id, **self.manifest(), "features": FEATURES}
+        manifest = self.manifest(conn.session.id)
+        return {"session_id": conn.session.id, **manifest, "features": FEATURES}
 
-    async def _list(self, conn: _Conn, params: dict[str, Any]) -> dict[str, Any]:
+    def _list(self, conn: _Connection, params: dict[str, Any]) -> dict[str, Any]:
         return {"tasks": [t.manifest() for t in self.env.tasks.values()]}
 
-    async def _start(self, conn: _Conn, params: dict[str, Any]) -> dict[str, Any]:
+    async def _start(self, conn: _Connection, params: dict[str, Any]) -> dict[str, Any]:
         task_id = params.get("id")
         args = params.get("args")
         if args is None:
@@ -363,7 +324,7 @@ class Server:
             await runner.close()
         return frame
 
-    def _grade_target(self, conn: _Conn, params: dict[str, Any]) -> _Session:
+    def _grade_target(self, conn: _Connection, params: dict[str, Any]) -> _Session:
         if conn.session.runner is not None:
             return conn.session
         wanted = params.get("id")
@@ -386,24 +347,35 @@ class Server:
             )
         return parked[0]
 
-    async def _grade(self, conn: _Conn, params: dict[str, Any]) -> dict[str, Any]:
+    def _grade(self, conn: _Connection, params: dict[str, Any]) -> Reply:
         session = self._grade_target(conn, params)
         runner, session.runner = session.runner, None
         assert runner is not None
         if session is not conn.session:
             self._sessions.pop(session.id, None)
-        return await runner.grade(params)
+        return runner.grade(params)
 
-    async def _cancel(self, conn: _Conn, params: dict[str, Any]) -> dict[str, Any]:
+    def _cancel(self, conn: _Connection, params: dict[str, Any]) -> Reply:
+        if conn.session.runner is None:
+            return {"cancelled": True}
+        return self._cancel_task(conn)
+
+    async def _cancel_task(self, conn: _Connection) -> dict[str, Any]:
         await self._drop_runner(conn.session)
         return {"cancelled": True}
 
-    async def _bye(self, conn: _Conn, params: dict[str, Any]) -> dict[str, Any]:
-        await self._drop_runner(conn.session)
+    def _bye(self, conn: _Connection, params: dict[str, Any]) -> Reply:
         conn.bye = True
+        if conn.session.runner is None:
+            return {"goodbye": True}
+        return self._bye_task(conn)
+
+    async def _bye_task(self, conn: _Connection) -> dict[str, Any]:
+        await self._drop_runner(conn.session)
         return {"goodbye": True}
 
-    _methods = {
+    #: method -> handler(server, conn, params) returning the result, or an awaitable of it.
+    _methods: dict[str, Callable[[Server, _Connection, dict[str, Any]], Reply]] = {
         "hello": _hello,
         "tasks.list": _list,
         "tasks.start": _start,
@@ -413,45 +385,342 @@ class Server:
     }
 
     # -- tunnels ---------------------------------------------------------------------
-    async def _tunnel(
-        self, frame: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _tunnel(self, conn: _Connection, frame: dict[str, Any]) -> None:
+        """Connect to capability ``params.capability``, reply, then relay bytes both ways."""
         has_id = "id" in frame
         rid = frame.get("id")
         params = frame.get("params")
         name = params.get("capability") if isinstance(params, dict) else None
 
-        async def fail(code: int, message: str) -> None:
+        def fail(code: int, message: str) -> None:
             if has_id:
-                await self._send(writer, error_frame(rid, code, message))
-            writer.close()
+                conn.send(error_frame(rid, code, message))
+            conn.close()
 
         if not isinstance(name, str):
-            return await fail(INVALID_PARAMS, "tunnel.open: 'capability' must be a string")
+            return fail(INVALID_PARAMS, "tunnel.open: 'capability' must be a string")
         try:
             cap = self.env.capability(name)
         except KeyError:
-            return await fail(SERVER_ERROR, f"unknown capability: '{name}'")
+            return fail(SERVER_ERROR, f"unknown capability: '{name}'")
         target = urlsplit(cap.url)
         try:
             host, port = target.hostname, target.port
         except ValueError:
             host, port = None, None
         if not host or not port:
-            return await fail(INVALID_PARAMS, f"capability '{name}' has no host:port to tunnel to")
+            return fail(INVALID_PARAMS, f"capability '{name}' has no host:port to tunnel to")
+        loop = asyncio.get_running_loop()
         try:
-            b_reader, b_writer = await asyncio.open_connection(host, port)
+            _, backend = await loop.create_connection(Half, host, port)
         except OSError as exc:
-            return await fail(SERVER_ERROR, str(exc))
+            return fail(SERVER_ERROR, str(exc))
+        if conn.lost:
+            assert backend.transport is not None
+            backend.transport.close()
+            return
         if has_id:
-            await self._send(writer, result_frame(rid, {"capability": name}))
-        await splice(reader, writer, b_reader, b_writer)
+            conn.send(result_frame(rid, {"capability": name}))
+        try:
+            client = await conn.take_over()
+        except BaseException:
+            assert backend.transport is not None
+            backend.transport.close()
+            raise
+        await relay(client, backend)
 
 
-@dataclass
-class _Conn:
-    session: _Session
-    bye: bool = False
+#: What a method handler returns: the result object, or an awaitable of it.
+Reply = dict[str, Any] | Awaitable[dict[str, Any]]
+
+#: Python 3.12+ runs a request's handler eagerly: one that completes without suspending
+#: replies from the read callback, without a trip through the event loop.
+_EAGER = sys.version_info >= (3, 12)
+#: While a request is in flight, reading pauses once this many bytes are buffered.
+_READ_AHEAD = 1 << 20
+#: Connections accepted per wake-up of a listening socket; listen() backlog (asyncio's).
+_ACCEPT_BATCH = 100
+_BACKLOG = 100
+
+
+class _Connection:
+    """One accepted connection: a control session, or a tunnel if its first frame says so.
+
+    Bytes come from its I/O object (`SocketIO`: callbacks on the raw socket; `ProtocolIO`: an
+    asyncio transport). Lines are handled in order as they arrive; a handler that completes at
+    once (``hello``, ``tasks.list``, ...) is answered from the read callback. A handler
+    returning an awaitable runs as a task; frames arriving meanwhile wait in the buffer.
+    Replies produced while a request is in flight are written together when it completes, so
+    a client that pipelines ``hello`` with ``tasks.start`` gets both in one segment.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.io: SocketIO | ProtocolIO = None  # type: ignore[assignment]
+        self.session = _Session(_mint_session_id())
+        self.bye = False
+        self.first = True
+        self.eof = False  # the peer half-closed: finish the buffered frames, then close
+        self.lost = False
+        self.closing = False  # no more frames are read
+        self.finished = False
+        self.tunnel = False
+        self._buffer = bytearray()
+        self._scan = 0  # no newline in _buffer[:_scan]
+        self._out: list[bytes] = []
+        self._task: asyncio.Task[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+
+    def start(self, io: SocketIO | ProtocolIO) -> None:
+        self.io = io
+        server = self.server
+        server._connections.add(self)
+        server._sessions[self.session.id] = self.session
+        if server._closing:
+            self.close()
+            self.finish()
+            return
+        io.start(self)
+
+    # -- I/O callbacks ---------------------------------------------------------------
+    def feed(self, data: memoryview) -> None:
+        if self.closing:
+            return
+        self._buffer += data
+        self._process()
+
+    def on_eof(self) -> None:
+        self.eof = True
+        if not self.closing:
+            self._process()
+
+    def on_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        self.closing = True
+        if self._task is None and not self.tunnel:
+            self.finish()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if not self.closing and self._task is None:
+            self._process()
+
+    # -- frames ----------------------------------------------------------------------
+    def _process(self) -> None:
+        """Handle the complete lines in the buffer, in order, until one needs a task."""
+        buffer = self._buffer
+        limit = self.server.max_frame
+        while not (self.closing or self._task is not None or self._write_paused):
+            end = buffer.find(b"\n", self._scan)
+            if end < 0:
+                if len(buffer) > limit:
+                    self._oversize()
+                    break
+                self._scan = len(buffer)
+                if not self.eof:
+                    break
+                # EOF: a last frame without its newline still counts; blank is just the end.
+                line = bytes(buffer)
+                buffer.clear()
+                self._scan = 0
+                if line.strip():
+                    self._line(line)
+                if self._task is None:
+                    self.close()
+                break
+            if end > limit:
+                self._oversize()
+                break
+            line = bytes(buffer[: end + 1])
+            del buffer[: end + 1]
+            self._scan = 0
+            self._line(line)
+        if self.tunnel:
+            return
+        if self._task is None:
+            self.flush()
+            if self.closing:
+                self.finish()
+                return
+        blocked = self._task is not None or self._write_paused
+        if blocked and not self._read_paused and len(buffer) > _READ_AHEAD:
+            self._read_paused = True
+            self.io.pause_reading()
+        elif not blocked and self._read_paused:
+            self._read_paused = False
+            self.io.resume_reading()
+
+    def _oversize(self) -> None:
+        self.send(error_frame(None, SERVER_ERROR, oversize_message(self.server.max_frame)))
+        self.close()
+
+    def _line(self, line: bytes) -> None:
+        server = self.server
+        try:
+            frame = decode_frame(line)
+        except ValueError as exc:
+            self.send(error_frame(None, PARSE_ERROR, f"parse error: {exc}"))
+            return
+        if not isinstance(frame, dict):
+            message = "invalid request: a frame must be a JSON object"
+            self.send(error_frame(None, INVALID_REQUEST, message))
+            return
+        if self.first:
+            self.first = False
+            if server.token is not None and not server._authorized(frame):
+                message = "unauthorized: control token required"
+                self.send(error_frame(frame.get("id"), UNAUTHORIZED, message))
+                self.close()
+                return
+            if frame.get("method") == "tunnel.open":
+                self._start_tunnel(frame)
+                return
+        self._request(frame)
+
+    def _request(self, frame: dict[str, Any]) -> None:
+        """Run one request; its reply (none for a notification) is queued in order."""
+        has_id = "id" in frame
+        rid = frame.get("id")
+        try:
+            method = frame.get("method", "")
+            params = frame.get("params")
+            if params is None:
+                params = {}
+            if not isinstance(method, str):
+                raise RpcError(INVALID_REQUEST, "invalid request: 'method' must be a string")
+            handler = Server._methods.get(method)
+            if handler is None:
+                raise RpcError(METHOD_NOT_FOUND, f"method not found: {method}")
+            if not isinstance(params, dict):
+                raise RpcError(INVALID_PARAMS, "params must be an object")
+            result = handler(self.server, self, params)
+            if not isinstance(result, dict):
+                self._await(result, has_id, rid, method)
+                return
+        except Exception as exc:
+            reply = self._error_reply(exc, rid, frame.get("method"))
+            if has_id:
+                self.send(reply)
+            return
+        if has_id:
+            self.send(result_frame(rid, result))
+        if self.bye:
+            self.close()
+
+    @staticmethod
+    def _error_reply(exc: Exception, rid: Any, method: Any) -> dict[str, Any]:
+        if isinstance(exc, RpcError):
+            return error_frame(rid, exc.code, exc.message)
+        if isinstance(exc, TaskError):
+            return error_frame(rid, SERVER_ERROR, str(exc))
+        log.exception("handler for %r failed", method)
+        return error_frame(rid, SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+
+    def _await(
+        self, awaitable: Awaitable[dict[str, Any]], has_id: bool, rid: Any, method: str
+    ) -> None:
+        coro = self._complete(awaitable, has_id, rid, method)
+        loop = self.server._loop
+        if _EAGER:
+            task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+            if task.done():
+                return
+        else:
+            task = loop.create_task(coro)
+        self._task = task
+        self.server._handlers.add(task)
+        task.add_done_callback(self.server._handlers.discard)
+
+    async def _complete(
+        self, awaitable: Awaitable[dict[str, Any]], has_id: bool, rid: Any, method: str
+    ) -> None:
+        try:
+            result = await awaitable
+        except asyncio.CancelledError:
+            self._task = None
+            raise
+        except Exception as exc:
+            reply = self._error_reply(exc, rid, method)
+        else:
+            reply = result_frame(rid, result)
+        if has_id:
+            self.send(reply)
+        if self.bye:
+            self.close()
+        if self._task is not None:
+            self._task = None
+            self._process()
+
+    # -- output and lifecycle --------------------------------------------------------
+    def send(self, frame: dict[str, Any]) -> None:
+        """Queue one reply frame (written by `flush`)."""
+        try:
+            data = encode_frame(frame, self.server.max_frame)
+        except FrameTooLargeError as exc:
+            data = encode_frame(error_frame(frame.get("id"), SERVER_ERROR, str(exc)))
+        self._out.append(data)
+
+    def flush(self) -> None:
+        out = self._out
+        if out and not self.lost:
+            self.io.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
+    def close(self) -> None:
+        """Stop reading frames; the connection closes once queued replies are written."""
+        self.closing = True
+
+    def finish(self) -> None:
+        """Park the session and close the connection (once)."""
+        if self.finished:
+            return
+        self.finished = True
+        self.closing = True
+        server = self.server
+        if not self.tunnel:
+            server._park(self.session)
+        self.flush()
+        self.io.close()
+        server._connections.discard(self)
+
+    def shutdown(self) -> None:
+        """Server shutdown: drop the connection (an in-flight request is cancelled)."""
+        self.closing = True
+        if self._task is not None:
+            self._task.cancel()
+        if not self.tunnel:
+            self.io.abort()
+
+    # -- tunnels ---------------------------------------------------------------------
+    def _start_tunnel(self, frame: dict[str, Any]) -> None:
+        self.tunnel = True
+        self.closing = True
+        self.server._sessions.pop(self.session.id, None)
+        self.io.pause_reading()
+        task = self.server._loop.create_task(self._run_tunnel(frame))
+        self.server._handlers.add(task)
+        task.add_done_callback(self.server._handlers.discard)
+
+    async def _run_tunnel(self, frame: dict[str, Any]) -> None:
+        try:
+            await self.server._tunnel(self, frame)
+        finally:
+            self.flush()
+            if not self.io.closed:
+                self.io.close()
+            self.server._connections.discard(self)
+            self.finished = True
+
+    async def take_over(self) -> Half:
+        """The connection as a relay `Half`, with the bytes read past the tunnel.open frame."""
+        self.flush()
+        pending = bytes(self._buffer)
+        self._buffer.clear()
+        return await self.io.to_half(pending, self.eof)
 
 
 async def bind(env: Environment, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> Server:

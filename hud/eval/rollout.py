@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from hud.capabilities.filetracking import diff_workspace
 from hud.clients import connect
 from hud.eval.run import Grade, Run
 from hud.eval.task import Task
@@ -137,6 +138,7 @@ async def _drive(task: Task, agent: Any, runtime: Placement, trace: Trace, state
             try:
                 state.phase = "agent loop"
                 await _agent_loop(agent, run, agent_timeout(agent, task))
+                await diff_workspace(run)  # the agent's file changes, when the env tracks them
                 state.phase = "grading"
                 await run.submit(best_effort=run.best_effort_grade or trace.status == "error")
                 if task.verifier is not None and run.grade is not None:

@@ -1,5 +1,5 @@
-"""asyncio stream helpers shared by the server and the client: byte splicing."""
+"""asyncio byte relays shared by the server and the client."""
 
-from hud.transport.splice import pipe, splice
+from hud.transport.splice import Half, pipe, relay, splice
 
-__all__ = ["pipe", "splice"]
+__all__ = ["Half", "pipe", "relay", "splice"]
