@@ -49,7 +49,7 @@ def clean_imports(project: Path) -> Iterator[Path]:
     saved_path = list(sys.path)
 
     def forget() -> None:
-        for name, module in list(sys.modules.items()):
+        for name, module in list(sys.modules.copy().items()):
             file = getattr(module, "__file__", None)
             if file and Path(file).resolve().parent == project.resolve():
                 del sys.modules[name]

@@ -62,7 +62,7 @@ def isolated(tmp_path: Path) -> Iterator[None]:
     yield
     sys.path[:] = path_before
     root = tmp_path.resolve()
-    for name, module in list(sys.modules.items()):
+    for name, module in list(sys.modules.copy().items()):
         file = getattr(module, "__file__", None)
         if file and Path(file).resolve().is_relative_to(root):
             del sys.modules[name]

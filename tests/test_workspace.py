@@ -759,9 +759,7 @@ async def test_file_tracking_records_the_agents_changes(root: Path) -> None:
             "echo z > zed.txt; echo new > new.txt; printf 'one\\n2\\n' > edit.txt; rm gone.txt; "
             "printf '\\x00\\x01\\x02' > blob.bin; mkdir -p d/e && echo deep > d/e/f.txt"
         )
-        report = await diff_workspace(run)
-        assert report is not None
-        run.trace.content = "ok"
+        run.trace.content = "ok"  # the rollout records the workspace diff after the agent
 
     try:
         run = await rollout(_task(env, "mark", name="zed"), agent, runtime=_at(server.url))

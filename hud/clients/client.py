@@ -195,7 +195,8 @@ class HudClient:
             rid, data = self._encode(method, params)
             try:
                 channel.write(data)
-                await channel.drain()
+                if channel.draining:
+                    await channel.drain()
             except BaseException:
                 self._abort()
                 raise

@@ -41,7 +41,7 @@ def _module_dir(module: ModuleType) -> str | None:
 def forget_directory(directory: Path) -> None:
     """Drop cached top-level modules loaded from ``directory`` so the next import is fresh."""
     where = str(directory.resolve())
-    for name, module in list(sys.modules.items()):
+    for name, module in list(sys.modules.copy().items()):
         if "." not in name and _module_dir(module) == where:
             del sys.modules[name]
 

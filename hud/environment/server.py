@@ -147,7 +147,7 @@ class Server:
                 self._listeners.append(listener)
                 listener.listen(_BACKLOG)
                 loop.add_reader(listener.fileno(), self._accept, listener)
-        except NotImplementedError:
+        except (NotImplementedError, OSError):  # e.g. the proactor loop: no add_reader
             self._stop_accepting()
             await self._server.start_serving()
         if self.session_ttl and self.session_ttl > 0:

@@ -14,13 +14,31 @@ DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=True)
 _ascii_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=True)
 
+try:  # the C encoder JSONEncoder.encode builds on every call, built once (no circular check)
+    from _json import make_encoder as _make_encoder
+
+    _fast_encode: Any = _make_encoder(
+        None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+except ImportError:  # pragma: no cover - CPython always has _json
+    _fast_encode = None
+
+
+def _dumps(obj: Any) -> str:
+    if _fast_encode is not None:
+        try:
+            return "".join(_fast_encode(obj, 0))
+        except Exception:
+            pass  # circular or unserializable: the checked encoder raises the usual error
+    return _encoder.encode(obj)
+
 
 def encode_frame(obj: dict[str, Any], limit: int = DEFAULT_MAX_FRAME) -> bytes:
     """Serialize one frame as compact UTF-8 JSON followed by a newline.
 
     Text that is not valid UTF-8 (lone surrogates echoed from a peer) is sent escaped.
     """
-    text = _encoder.encode(obj)
+    text = _dumps(obj)
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:

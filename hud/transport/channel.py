@@ -272,7 +272,15 @@ class LineChannel:
             finally:
                 self._drain = None
 
+    @property
+    def draining(self) -> bool:
+        """True while written bytes wait for the socket (``await drain()`` then)."""
+        return bool(self._wbuf)
+
     async def readline(self) -> bytes:
+        lines = self._in.lines
+        if lines:
+            return lines.popleft()
         return await self._in.readline(self.loop)
 
     def _detach(self) -> None:
@@ -372,6 +380,10 @@ class TransportChannel:
         if self.transport is None:
             raise ConnectionError("channel is closed")
         self.transport.write(data)
+
+    @property
+    def draining(self) -> bool:
+        return self._protocol._paused
 
     async def drain(self) -> None:
         protocol = self._protocol
