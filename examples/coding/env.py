@@ -34,6 +34,10 @@ atexit.register(functools.partial(shutil.rmtree, ROOT, ignore_errors=True))
 
 ws = env.workspace(ROOT, name="shell")
 
+# Ground truth is read once, here: while rollouts run, the root belongs to them (one works in
+# it in place, and its teardown restores it), so graders must not re-read it for answers.
+LOG_LINES = (ROOT / "data" / "service.log").read_text().splitlines()
+
 
 # -- fix_bug -------------------------------------------------------------------------------
 async def _fix_mean(run: Any) -> str:
@@ -92,8 +96,7 @@ async def count_log(level: str):
         f"How many lines of data/service.log in your workspace have the level {level}? "
         "Answer with the number only."
     )
-    lines = (ROOT / "data" / "service.log").read_text().splitlines()
-    expected = sum(1 for line in lines if f" {level} " in line)
+    expected = sum(1 for line in LOG_LINES if f" {level} " in line)
     yield 1.0 if str(answer).strip() == str(expected) else 0.0
 
 
