@@ -402,7 +402,8 @@ def test_flags_recorded_in_job_config(lab: Path, run_hud: HudRunner, tmp_path: P
     job, rows = record_of(jobs, doc["job_id"])
     config = job["config"]
     assert config["max_steps"] == 100 and config["all"] is True  # --full
-    assert config["agent_config"] == {"temperature": 0.5, "flag": True}
+    # --full turns auto-respond on unless told otherwise
+    assert config["agent_config"] == {"temperature": 0.5, "flag": True, "auto_respond": True}
     assert config["model"] == "m2" and config["group"] == 2 and config["max_concurrent"] == 4
     assert len(rows) == 6
     assert sorted(r["group_index"] for r in rows) == [0, 0, 0, 1, 1, 1]

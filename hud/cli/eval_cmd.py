@@ -148,6 +148,11 @@ def eval_command(
     gateway: bool = typer.Option(
         False, "--gateway", "-g", help="Route model calls via the HUD gateway (not set up)."
     ),
+    auto_respond: bool = typer.Option(
+        None,
+        "--auto-respond/--no-auto-respond",
+        help="Answer 'continue' when the model stops early with a question (on with --full).",
+    ),
     yes: bool = typer.Option(
         False, "--yes", "-y", help="Accepted for compatibility; hud eval never prompts."
     ),
@@ -173,6 +178,14 @@ def eval_command(
 
     from hud.cli.output import err_console
 
+    project = None if resume else _project_config()
+    if project is not None:
+        ev = project.eval
+        verbose = verbose or bool(ev.get("verbose"))
+        very_verbose = very_verbose or bool(ev.get("very_verbose"))
+        runtime = runtime or ev.get("runtime")
+        remote = remote or bool(ev.get("remote"))
+        gateway = gateway or bool(ev.get("gateway"))
     _setup_logging(very_verbose)
     _check_placement_flags(runtime, remote, gateway)
     if rollout_timeout is not None and rollout_timeout <= 0:
@@ -203,20 +216,24 @@ def eval_command(
                 resume, jobs_dir, ignored, max_concurrent
             )
         else:
+            ev = project.eval if project is not None else {}
+            full = full or bool(ev.get("full"))
             plan, taskset, agent_obj = _prepare_new(
                 source=source,
                 agent=agent,
-                run_all=run_all or full,
+                run_all=run_all or full or bool(ev.get("all")),
                 full=full,
                 model=model,
                 config=config or [],
-                group=group or 1,
-                max_concurrent=max_concurrent or DEFAULT_MAX_CONCURRENT,
+                group=group or ev.get("group_size") or 1,
+                max_concurrent=max_concurrent or ev.get("max_concurrent") or DEFAULT_MAX_CONCURRENT,
                 max_steps=max_steps,
                 task_ids=task_ids,
                 runtime=runtime or "local",
-                rollout_timeout=rollout_timeout,
+                rollout_timeout=rollout_timeout or ev.get("rollout_timeout"),
                 jobs_dir=jobs_dir,
+                auto_respond=auto_respond,
+                project=project,
             )
             record = _create_record(plan, taskset, jobs_dir)
             skip = None
@@ -237,6 +254,32 @@ def eval_command(
 
 
 # -- preparing -------------------------------------------------------------------------------
+def _project_config() -> Any:
+    """`.hud_eval.toml` / ``[tool.hud]`` of the working directory, if any (notes on stderr)."""
+    from hud.cli.errors import CLIError
+    from hud.cli.output import err_console
+    from hud.eval.project_config import (
+        ProjectConfigError,
+        find_project_config,
+        load_project_config,
+    )
+
+    path = find_project_config()
+    if path is None:
+        return None
+    try:
+        project = load_project_config(path)
+    except ProjectConfigError as exc:
+        raise CLIError(str(exc), hint="fix the file, or run from another directory") from None
+    from rich.markup import escape
+
+    console = err_console()
+    for warning in project.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    console.print(f"[dim]using defaults from {path.name}[/]", highlight=False)
+    return project
+
+
 def _stdout_console() -> Any:
     from hud.cli.output import console
 
@@ -393,28 +436,47 @@ def _prepare_new(
     runtime: str,
     rollout_timeout: float | None,
     jobs_dir: Path,
+    auto_respond: bool | None = None,
+    project: Any = None,
 ) -> tuple[Plan, Any, Any]:
     from hud.agents.factory import UnknownAgentError, agent_names, parse_config, resolve_agent
     from hud.cli.errors import CLIError
 
     source, agent = _split_positionals(source, agent)
+    ev: dict[str, Any] = project.eval if project is not None else {}
+    if source is None and ev.get("source"):
+        source = str(ev["source"])
+    agent = agent or ev.get("agent")
+    if task_ids is None and project is not None:
+        task_ids = project.task_ids
     if not agent:
-        raise CLIError(
-            "no agent given",
-            hint=f"hud eval [SOURCE] AGENT, AGENT one of: {', '.join(agent_names())}",
-        )
+        hint = f"hud eval [SOURCE] AGENT, AGENT one of: {', '.join(agent_names())}"
+        if project is None:
+            hint += " (or agent = ... under [eval] in .hud_eval.toml)"
+        raise CLIError("no agent given", hint=hint)
     try:
-        spec = resolve_agent(agent, model)
-        agent_config = parse_config(config, spec)
+        spec = resolve_agent(agent, model or ev.get("model"))
+        from_file: dict[str, Any] = {}
+        if project is not None:
+            from_file = project.agent_settings([spec.type, spec.name])
+            if model is None:
+                model = ev.get("model") or from_file.pop("model", None)
+                spec = resolve_agent(agent, model)
+            from_file.pop("model", None)
+        from_cli = parse_config(config, spec)
     except UnknownAgentError as exc:
         raise CLIError(str(exc)) from None
     except ValueError as exc:
         raise CLIError(str(exc), hint="--config key=value (or agent.key=value)") from None
+    agent_config = {**from_file, **from_cli}
     if max_steps is None:
-        configured = agent_config.pop("max_steps", None)
+        configured = from_cli.get("max_steps") or ev.get("max_steps") or from_file.get("max_steps")
         max_steps = int(configured) if configured else (FULL_MAX_STEPS if full else None)
-    else:
-        agent_config.pop("max_steps", None)
+    agent_config.pop("max_steps", None)
+    if auto_respond is None and "auto_respond" not in agent_config:
+        auto_respond = ev.get("auto_respond", True if full else None)
+    if auto_respond is not None:
+        agent_config["auto_respond"] = auto_respond
     plan = Plan(
         source="",
         source_label="",

@@ -24,6 +24,9 @@ _EXPORTS = {
     "Grade": "hud.eval.run",
     "Trace": "hud.eval.trace",
     "rollout": "hud.eval.rollout",
+    "ProjectConfig": "hud.eval.project_config",
+    "find_project_config": "hud.eval.project_config",
+    "load_project_config": "hud.eval.project_config",
 }
 
 __all__ = sorted(_EXPORTS)
