@@ -32,7 +32,15 @@ ENCODINGS = (ENC_COPYRECT, ENC_ZLIB, ENC_RAW, ENC_DESKTOP_SIZE, ENC_LAST_RECT)
 PIXEL_FORMAT = struct.pack(">BBBBHHHBBB3x", 32, 24, 0, 1, 255, 255, 255, 16, 8, 0)
 BPP = 4
 
-BUTTONS = {"left": 1, "middle": 2, "right": 4, "wheel_up": 8, "wheel_down": 16}
+BUTTONS = {
+    "left": 1,
+    "middle": 2,
+    "right": 4,
+    "wheel_up": 8,
+    "wheel_down": 16,
+    "wheel_left": 32,
+    "wheel_right": 64,
+}
 
 #: X11 keysyms by (lower-case) name, with common aliases.
 KEYSYMS: dict[str, int] = {
@@ -76,6 +84,19 @@ KEYSYMS: dict[str, int] = {
     "win": 0xFFEB,
     "space": 0x20,
     **{f"f{n}": 0xFFBE + n - 1 for n in range(1, 13)},
+    # Printable characters by X11 name (``"+"`` cannot appear inside a combo).
+    "plus": 0x2B,
+    "minus": 0x2D,
+    "equal": 0x3D,
+    "comma": 0x2C,
+    "period": 0x2E,
+    "slash": 0x2F,
+    "backslash": 0x5C,
+    "semicolon": 0x3B,
+    "apostrophe": 0x27,
+    "grave": 0x60,
+    "bracketleft": 0x5B,
+    "bracketright": 0x5D,
 }
 
 
@@ -437,10 +458,15 @@ class RFBClient:
             await self.pointer(x, y, mask)
             await self.pointer(x, y, 0)
 
-    async def scroll(self, x: int, y: int, clicks: int) -> None:
-        """Scroll at ``(x, y)``: positive ``clicks`` scroll down, negative up."""
+    async def scroll(self, x: int, y: int, clicks: int, *, horizontal: int = 0) -> None:
+        """Scroll at ``(x, y)``: positive ``clicks`` scroll down, negative up; ``horizontal``
+        clicks scroll right (positive) or left (X buttons 6/7)."""
         mask = BUTTONS["wheel_down"] if clicks > 0 else BUTTONS["wheel_up"]
         for _ in range(abs(clicks)):
+            await self.pointer(x, y, mask)
+            await self.pointer(x, y, 0)
+        mask = BUTTONS["wheel_right"] if horizontal > 0 else BUTTONS["wheel_left"]
+        for _ in range(abs(horizontal)):
             await self.pointer(x, y, mask)
             await self.pointer(x, y, 0)
 
