@@ -2,7 +2,8 @@
 
 Tools: ``bash`` (``bash_20250124``) and ``str_replace_based_edit_tool``
 (``text_editor_20250728``) on an ``ssh`` capability, ``computer`` (``computer_20250124``, beta)
-on an ``rfb`` capability, one custom tool per MCP tool. Runtimes-agents.md §2.5.
+on an ``rfb`` capability (preferred) or a ``cdp`` one, one custom tool per MCP tool.
+Runtimes-agents.md §2.5.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from hud.agents.tool_agent import (
 )
 from hud.agents.tools.base import AgentTool
 from hud.agents.tools.catalogs import claude_tools
-from hud.agents.tools.computer import computer_tool
+from hud.agents.tools.computer import (
+    SCREEN_FAMILIES,
+    add_screen_tool,
+    computer_tool,
+    pick_screen,
+    screens_to_open,
+)
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import MCPToolResult, Usage
 
@@ -57,7 +64,7 @@ class ClaudeAgent(ToolAgent):
     config_cls: ClassVar[type[ToolAgentConfig]] = ClaudeConfig
     config: ClaudeConfig
     key_env = "ANTHROPIC_API_KEY"
-    families = frozenset({"ssh", "mcp", "rfb"})
+    families = frozenset({"ssh", "mcp", *SCREEN_FAMILIES})
 
     def make_client(self, cfg: ToolAgentConfig, route: Route, run: Run) -> Any:
         import anthropic
@@ -74,18 +81,24 @@ class ClaudeAgent(ToolAgent):
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return claude_tools(ops)
 
+    def select_families(self, bindings: list[Any]) -> frozenset[str]:
+        """One screen: ``rfb`` when there is one, else ``cdp``."""
+        return screens_to_open(self.families, bindings)
+
     async def build_tools(self, opened: list[tuple[Any, Any]]) -> list[AgentTool]:
         tools = await super().build_tools(opened)
-        for cap, client in opened:
-            if cap.family == "rfb":
-                tools.append(
-                    await computer_tool(
-                        client,
-                        encoding=self.config.screenshot_encoding,
-                        native_type="computer_20250124",
-                    )
-                )
-        return tools
+        screen = pick_screen(opened)
+        if screen is None:
+            return tools
+        cap, client = screen
+        computer = await computer_tool(
+            client,
+            encoding=self.config.screenshot_encoding,
+            native_type="computer_20250124",
+            family=cap.family,
+            capability=cap.name,
+        )
+        return add_screen_tool(tools, computer)
 
     def conversation(
         self, client: Any, cfg: ToolAgentConfig, tools: list[AgentTool], run: Run
@@ -145,7 +158,8 @@ class ClaudeConversation(Conversation):
             {"role": turn["role"], "content": _content(turn["content"])}
             for turn in run.prompt_messages
         ]
-        self.betas = [COMPUTER_BETA] if any(t.family == "rfb" for t in tools) else []
+        computer = any(str((t.native or {}).get("type", "")).startswith("computer_") for t in tools)
+        self.betas = [COMPUTER_BETA] if computer else []
 
     def request(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -1,10 +1,13 @@
 """`GeminiAgent`: Google's ``generateContent`` through ``google-genai``, with function tools
-(``run_shell_command, replace, write_file, read_file, grep_search, glob, list_directory``) and
-MCP proxies. Model turns are kept as returned, so thought signatures go back unchanged.
+(``run_shell_command, replace, write_file, read_file, grep_search, glob, list_directory``) on
+``ssh``, ``computer_use`` on ``rfb`` (preferred) or ``cdp``, and MCP proxies. Model turns are kept
+as returned, so thought signatures go back unchanged.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,6 +24,13 @@ from hud.agents.tool_agent import (
 )
 from hud.agents.tools.base import AgentTool, result_images
 from hud.agents.tools.catalogs import gemini_tools
+from hud.agents.tools.gemini_computer import (
+    COMPUTER_USE,
+    GeminiScreen,
+    computer_use_spec,
+    gemini_computer_tools,
+)
+from hud.agents.tools.mcp import sanitize_tool_name
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import MCPToolResult, Usage
 
@@ -29,7 +39,10 @@ if TYPE_CHECKING:
 
 __all__ = ["GeminiAgent", "GeminiConfig"]
 
+log = logging.getLogger("hud.agents")
+
 MALFORMED = "MALFORMED_FUNCTION_CALL"
+SCREENS = ("rfb", "cdp")
 
 
 class GeminiConfig(ToolAgentConfig):
@@ -53,6 +66,7 @@ class GeminiAgent(ToolAgent):
     config_cls: ClassVar[type[ToolAgentConfig]] = GeminiConfig
     config: GeminiConfig
     key_env = "GEMINI_API_KEY"
+    families = frozenset({"ssh", "mcp", *SCREENS})
 
     def make_client(self, cfg: ToolAgentConfig, route: Route, run: Run) -> Any:
         from google import genai
@@ -71,6 +85,32 @@ class GeminiAgent(ToolAgent):
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return gemini_tools(ops)
 
+    def select_families(self, bindings: list[Any]) -> frozenset[str]:
+        """One screen: ``rfb`` when there is one, else ``cdp``."""
+        if any(cap.family == "rfb" for cap in bindings):
+            return self.families - {"cdp"}
+        return self.families
+
+    async def build_tools(self, opened: list[tuple[Any, Any]]) -> list[AgentTool]:
+        tools = await super().build_tools(opened)
+        screen = next(((c, cl) for c, cl in opened if c.family in SCREENS), None)
+        if screen is None:
+            return tools
+        cap, client = screen
+        computer = gemini_computer_tools(
+            client,
+            family=cap.family,
+            encoding=self.config.screenshot_encoding,
+            capability=cap.name,
+        )
+        names = {t.name for t in computer}
+        for tool in tools:
+            if tool.name in names:
+                if tool.family != "mcp" or not tool.capability:
+                    raise ValueError(f"tool {tool.name!r} clashes with a computer-use function")
+                tool.name = sanitize_tool_name(f"{tool.capability}__{tool.upstream}")
+        return tools + computer
+
     def conversation(
         self, client: Any, cfg: ToolAgentConfig, tools: list[AgentTool], run: Run
     ) -> Conversation:
@@ -78,9 +118,30 @@ class GeminiAgent(ToolAgent):
         return GeminiConversation(client, cfg, tools, run)
 
 
-def _parts(blocks: list[Any]) -> list[Any]:
-    import base64
+def _computer_use(tool: AgentTool) -> bool:
+    return (tool.native or {}).get("type") == COMPUTER_USE
 
+
+def _screen_response(call: ToolCallRequest, result: MCPToolResult) -> Any:
+    """A computer-use answer: ``{"url", ...}`` (or ``{"error"}``) with the screenshot inline."""
+    from google.genai import types
+
+    if result.isError:
+        response: dict[str, Any] = {"error": result.text or "error"}
+    else:
+        response = dict(result.structuredContent or {"url": ""})
+    images = [
+        types.FunctionResponsePart(
+            inline_data=types.FunctionResponseBlob(mime_type=mime, data=base64.b64decode(data))
+        )
+        for mime, data in result_images(result)
+    ]
+    return types.FunctionResponse(
+        name=call.name, id=call.native, response=response, parts=images or None
+    )
+
+
+def _parts(blocks: list[Any]) -> list[Any]:
     from google.genai import types
 
     out = []
@@ -104,6 +165,11 @@ class GeminiConversation(Conversation):
         self.client = client
         self.cfg = cfg
         self.tools = tools
+        self.by_name = {t.name: t for t in tools}
+        #: The screen whose screenshot joins the first request (then None).
+        self.screen: GeminiScreen | None = next(
+            (t.extra["screen"] for t in tools if _computer_use(t)), None
+        )
         self.contents: list[Any] = [
             types.Content(
                 role="model" if turn["role"] == "assistant" else "user",
@@ -117,7 +183,8 @@ class GeminiConversation(Conversation):
 
         cfg = self.cfg
         tools: list[Any] = []
-        if self.tools:
+        functions = [t for t in self.tools if not _computer_use(t)]
+        if functions:
             tools.append(
                 types.Tool(
                     function_declarations=[
@@ -126,8 +193,18 @@ class GeminiConversation(Conversation):
                             description=t.description,
                             parameters_json_schema=t.parameters,
                         )
-                        for t in self.tools
+                        for t in functions
                     ]
+                )
+            )
+        spec = computer_use_spec(self.tools)
+        if spec is not None:
+            tools.append(
+                types.Tool(
+                    computer_use=types.ComputerUse(
+                        environment=types.Environment(spec["environment"]),
+                        excluded_predefined_functions=spec["excluded_predefined_functions"] or None,
+                    )
                 )
             )
         tools.extend(cfg.hosted_tools)
@@ -148,7 +225,27 @@ class GeminiConversation(Conversation):
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
 
+    async def initial_screenshot(self) -> None:
+        """Add the screen as it is now to the last user turn (once, before the first call)."""
+        from google.genai import types
+
+        screen, self.screen = self.screen, None
+        if screen is None:
+            return
+        try:
+            data = await screen.screenshot()
+        except Exception as exc:
+            log.warning("gemini: no initial screenshot: %s: %s", type(exc).__name__, exc)
+            return
+        image = types.Part.from_bytes(data=data, mime_type=screen.mime)
+        last = self.contents[-1] if self.contents else None
+        if last is not None and last.role == "user":
+            last.parts = [*(last.parts or []), image]
+        else:
+            self.contents.append(types.Content(role="user", parts=[image]))
+
     async def complete(self) -> ModelReply:
+        await self.initial_screenshot()
         response = await self.client.aio.models.generate_content(
             model=self.cfg.model, contents=list(self.contents), config=self.config()
         )
@@ -209,8 +306,6 @@ class GeminiConversation(Conversation):
     def add_results(
         self, reply: ModelReply, results: Sequence[tuple[ToolCallRequest, MCPToolResult]]
     ) -> None:
-        import base64
-
         from google.genai import types
 
         parts: list[Any] = []
@@ -218,6 +313,10 @@ class GeminiConversation(Conversation):
         for call, result in results:
             if call.native == MALFORMED:
                 notes.append(types.Part(text=result.text))
+                continue
+            tool = self.by_name.get(call.name)
+            if tool is not None and _computer_use(tool):
+                parts.append(types.Part(function_response=_screen_response(call, result)))
                 continue
             key = "error" if result.isError else "output"
             response = {key: result.text or "Tool executed successfully"}

@@ -1,7 +1,10 @@
-"""`OpenAIAgent`: the OpenAI Responses API with the native ``shell`` tool and MCP proxies.
+"""`OpenAIAgent`: the OpenAI Responses API with the native ``shell`` tool on ``ssh``, the
+``computer_use_preview`` tool on ``rfb`` (preferred) or ``cdp``, and MCP proxies.
 
 The whole conversation is sent each turn (output items are replayed as input items), so no
-server-side state is needed. Runtimes-agents.md §2.2/§2.5.
+server-side state is needed. ``computer_call`` items are answered with a
+``computer_call_output`` screenshot that acknowledges the call's pending safety checks (also
+recorded in the call's `ToolStep` ``extra``). Runtimes-agents.md §2.2/§2.5.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from hud.agents.tool_agent import (
 )
 from hud.agents.tools.base import AgentTool, result_images
 from hud.agents.tools.catalogs import openai_tools
+from hud.agents.tools.computer import (
+    SCREEN_FAMILIES,
+    add_screen_tool,
+    pick_screen,
+    screens_to_open,
+)
+from hud.agents.tools.openai_computer import BLANK_PNG, NATIVE_TYPE, openai_computer_tool
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import MCPToolResult, Usage
 
@@ -35,7 +45,8 @@ __all__ = ["OpenAIAgent", "OpenAIConfig"]
 class OpenAIConfig(ToolAgentConfig):
     """``model`` (default ``gpt-5.6``) and the Responses knobs ``max_output_tokens``,
     ``temperature``, ``reasoning``, ``tool_choice``, ``text``, ``truncation``,
-    ``parallel_tool_calls`` (sent only when set)."""
+    ``parallel_tool_calls`` (sent only when set; ``truncation`` is ``auto`` with the computer
+    tool unless set)."""
 
     model: str | None = Field(default="gpt-5.6")
     max_output_tokens: int | None = None
@@ -65,6 +76,7 @@ class OpenAIAgent(ToolAgent):
     config_cls: ClassVar[type[ToolAgentConfig]] = OpenAIConfig
     config: OpenAIConfig
     key_env = "OPENAI_API_KEY"
+    families = frozenset({"ssh", "mcp", *SCREEN_FAMILIES})
 
     def make_client(self, cfg: ToolAgentConfig, route: Route, run: Run) -> Any:
         import openai
@@ -80,6 +92,24 @@ class OpenAIAgent(ToolAgent):
 
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return openai_tools(ops)
+
+    def select_families(self, bindings: list[Any]) -> frozenset[str]:
+        """One screen: ``rfb`` when there is one, else ``cdp``."""
+        return screens_to_open(self.families, bindings)
+
+    async def build_tools(self, opened: list[tuple[Any, Any]]) -> list[AgentTool]:
+        tools = await super().build_tools(opened)
+        screen = pick_screen(opened)
+        if screen is None:
+            return tools
+        cap, client = screen
+        computer = openai_computer_tool(
+            client,
+            family=cap.family,
+            encoding=self.config.screenshot_encoding,
+            capability=cap.name,
+        )
+        return add_screen_tool(tools, computer)
 
     def conversation(
         self, client: Any, cfg: ToolAgentConfig, tools: list[AgentTool], run: Run
@@ -106,7 +136,12 @@ def _user_content(blocks: list[Any]) -> list[dict[str, Any]]:
 
 def _dump(item: Any) -> dict[str, Any]:
     dump = getattr(item, "model_dump", None)
-    return dump(mode="json", exclude_none=True) if dump else dict(item)
+    # warnings=False: an action type the SDK does not know still dumps as sent.
+    return dump(mode="json", exclude_none=True, warnings=False) if dump else dict(item)
+
+
+def _computer(tool: AgentTool) -> bool:
+    return (tool.native or {}).get("type") == NATIVE_TYPE
 
 
 class ResponsesConversation(Conversation):
@@ -124,6 +159,10 @@ class ResponsesConversation(Conversation):
             else:
                 self.items.append({"role": "user", "content": _user_content(turn["content"])})
         self.parallel = cfg.parallel_tool_calls is True
+        #: The computer tool's name (its calls arrive as ``computer_call`` items), or None.
+        self.computer = next((t.name for t in tools if _computer(t)), None)
+        #: Pending safety checks by computer call id, acknowledged in the call's output.
+        self.safety_checks: dict[str, list[dict[str, Any]]] = {}
 
     def request(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -143,6 +182,8 @@ class ResponsesConversation(Conversation):
             value = getattr(cfg, knob)
             if value is not None:
                 kwargs[knob] = value
+        if self.computer is not None and cfg.truncation is None:
+            kwargs["truncation"] = "auto"  # required with the computer tool
         return kwargs
 
     async def complete(self) -> ModelReply:
@@ -186,7 +227,10 @@ class ResponsesConversation(Conversation):
                 calls.append(
                     ToolCallRequest(id=item.call_id, name="shell", arguments=args, native="shell")
                 )
-            self.items.append(_dump(item))
+            dumped = _dump(item)
+            if kind == "computer_call":
+                calls.append(self._computer_call(dumped))
+            self.items.append(dumped)
         details = getattr(response, "incomplete_details", None)
         reason = getattr(details, "reason", None) if details is not None else None
         status = getattr(response, "status", None)
@@ -209,10 +253,48 @@ class ResponsesConversation(Conversation):
             else None,
         )
 
+    def _computer_call(self, item: dict[str, Any]) -> ToolCallRequest:
+        """A ``computer_call`` as a call of the computer tool: its action(s) are the arguments."""
+        call_id = str(item.get("call_id") or item.get("id") or "")
+        checks = [c for c in item.get("pending_safety_checks") or [] if isinstance(c, dict)]
+        self.safety_checks[call_id] = checks
+        action = item.get("action")
+        if isinstance(action, dict):
+            args: dict[str, Any] | None = action
+        elif isinstance(item.get("actions"), list):
+            args = {"actions": item["actions"]}
+        else:
+            args = None
+        return ToolCallRequest(
+            id=call_id,
+            name=self.computer or "computer",
+            arguments=args,
+            raw_arguments=None if args is not None else str(action),
+            problem=None if args is not None else "the computer call has no action",
+            native="computer",
+            extra={"acknowledged_safety_checks": checks} if checks else {},
+        )
+
     def add_results(
         self, reply: ModelReply, results: Sequence[tuple[ToolCallRequest, MCPToolResult]]
     ) -> None:
+        notes: list[str] = []
         for call, result in results:
+            if call.native == "computer":
+                images = result_images(result)
+                mime, data = images[0] if images else ("image/png", BLANK_PNG)
+                item: dict[str, Any] = {
+                    "type": "computer_call_output",
+                    "call_id": call.id,
+                    "output": {"type": "computer_screenshot", "image_url": _data_url(mime, data)},
+                }
+                checks = self.safety_checks.pop(call.id, [])
+                if checks:
+                    item["acknowledged_safety_checks"] = checks
+                self.items.append(item)
+                if result.isError or not images:
+                    notes.append(result.text or "the computer action returned no screenshot")
+                continue
             if call.native == "shell":
                 structured = result.structuredContent or {}
                 output = structured.get("output")
@@ -224,7 +306,7 @@ class ResponsesConversation(Conversation):
                             "outcome": {"type": "exit", "exit_code": 1},
                         }
                     ]
-                item: dict[str, Any] = {
+                item = {
                     "type": "shell_call_output",
                     "call_id": call.id,
                     "output": output,
@@ -249,6 +331,8 @@ class ResponsesConversation(Conversation):
             self.items.append(
                 {"type": "function_call_output", "call_id": call.id, "output": output_value}
             )
+        if notes:  # a computer_call_output holds only a screenshot: errors follow as text
+            self.add_user("\n".join(notes))
 
     def add_user(self, text: str) -> None:
         self.items.append({"role": "user", "content": [{"type": "input_text", "text": text}]})

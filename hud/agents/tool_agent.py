@@ -142,6 +142,8 @@ class ToolCallRequest:
     problem: str | None = None
     #: Provider-specific payload (e.g. the Responses ``shell_call`` item).
     native: Any = None
+    #: Recorded in the call's `ToolStep` ``extra`` (e.g. acknowledged safety checks).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -300,15 +302,20 @@ class ToolAgent(Agent):
         raise NotImplementedError
 
     # -- capabilities and tools ----------------------------------------------------------
+    def select_families(self, bindings: list[Any]) -> frozenset[str]:
+        """The families to open among ``bindings`` (default: all of `families`)."""
+        return self.families
+
     async def open_capabilities(self, run: Run) -> list[tuple[Any, Any]]:
         """Open, in manifest order, every ``mcp`` binding and the first of each other family
         this agent has tools for; protocols without a registered client are skipped."""
         bindings = list(getattr(run.client, "bindings", []) or []) if run._client else []
+        families = self.select_families(bindings)
         opened: list[tuple[Any, Any]] = []
         seen: set[str] = set()
         for cap in bindings:
             fam = cap.family
-            if fam not in self.families or (fam != "mcp" and fam in seen):
+            if fam not in families or (fam != "mcp" and fam in seen):
                 continue
             try:
                 client = await run.client.open(cap.name)
@@ -526,6 +533,7 @@ class ToolAgent(Agent):
                     call=MCPToolCall(id=call.id, name=call.name, arguments=call.arguments or {}),
                     result=result,
                     started_at=started,
+                    extra=dict(call.extra),
                 )
             )
         for call in calls[len(outcomes) :]:

@@ -245,7 +245,19 @@ class FakeProvider:
             )
         for call in reply.calls:
             call_id = call.id or self._id("call")
-            if call.name == "shell":
+            if call.name == "computer_call":  # args: the action, plus pending_safety_checks
+                action = dict(call.args or {})
+                output.append(
+                    {
+                        "type": "computer_call",
+                        "id": self._id("cu"),
+                        "call_id": call_id,
+                        "status": "completed",
+                        "pending_safety_checks": action.pop("pending_safety_checks", []),
+                        "action": action,
+                    }
+                )
+            elif call.name == "shell":
                 args = call.args or {}
                 output.append(
                     {

@@ -113,3 +113,69 @@ async def test_computer_tool_drives_the_screen(fake: FakeProvider, display) -> N
     assert image["type"] == "image" and image["source"]["media_type"] == "image/webp"
     tools = [s for s in run.trace.steps if isinstance(s, ToolStep)]
     assert [s.call.arguments["action"] for s in tools] == ["screenshot", "key"]
+
+
+# -- the same tool on a cdp capability (headless Chromium) ---------------------------------------
+PAGE = """<!doctype html><html><head><style>
+body { margin: 0; height: 3000px; }
+#inp { position: absolute; left: 20px; top: 20px; width: 200px; height: 30px; }
+#btn { position: absolute; left: 20px; top: 80px; width: 100px; height: 40px; }
+</style></head><body>
+<input id="inp">
+<button id="btn" onclick="window.sent = document.getElementById('inp').value">Send</button>
+<script>window.sent = null;</script>
+</body></html>"""
+
+
+async def test_computer_tool_drives_a_browser_page(fake: FakeProvider) -> None:
+    from tests.chromium import chromium, evaluate, load
+
+    with chromium() as port:
+        width, height = await load(port, PAGE)
+        env = Environment(name="web")
+        env.add_capability(Capability.cdp(f"ws://127.0.0.1:{port}"))
+
+        @env.template()
+        async def send():
+            answer = yield "Type 'ok' into the box and press Send."
+            sent = await evaluate(port, "window.sent")
+            yield 1.0 if sent == "ok" and answer == "done" else 0.0
+
+        def act(call_id: str, action: str, **args: object) -> Reply:
+            return Reply(calls=[Call("computer", {"action": action, **args}, id=call_id)])
+
+        fake.script = [
+            act("a1", "left_click", coordinate=[120, 35]),
+            act("a2", "type", text="oops"),
+            act("a3", "key", text="ctrl+a BackSpace"),
+            act("a4", "type", text="ok"),
+            act("a5", "left_click", coordinate=[70, 100]),
+            act("a6", "scroll", coordinate=[300, 200], scroll_direction="down", scroll_amount=2),
+            act("a7", "cursor_position"),
+            Reply(text="done"),
+        ]
+        agent = ClaudeAgent(ClaudeConfig(base_url=fake.url, api_key="k", stream=False))
+        run = await run_task(env, agent, "send")
+        assert run.reward == 1.0, run.trace.error
+        scrolled = (
+            "new Promise(r => { const p = () => scrollY ? r(scrollY) : setTimeout(p, 9); p(); })"
+        )
+        assert await evaluate(port, scrolled) == 200
+
+    first, second, *_ = fake.bodies("/messages")
+    assert first["tools"] == [
+        {
+            "type": "computer_20250124",
+            "name": "computer",
+            "display_width_px": width,
+            "display_height_px": height,
+        }
+    ]
+    assert "computer-use-2025-01-24" in fake.requests[0].headers.get("anthropic-beta", "")
+    (result,) = second["messages"][-1]["content"]
+    assert result["tool_use_id"] == "a1" and result["content"][0]["source"]["media_type"] == (
+        "image/webp"
+    )
+    tools = [s for s in run.trace.steps if isinstance(s, ToolStep)]
+    assert not [s for s in tools if s.result.isError]
+    assert tools[-1].result.text == "X=300,Y=200"

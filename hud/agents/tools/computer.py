@@ -1,19 +1,35 @@
-"""Claude's ``computer`` tool on an ``rfb`` capability client (`RFBClient`-like).
+"""Claude's ``computer`` tool on a screen client: ``rfb`` (`RFBClient`) or ``cdp`` (`CDPClient`).
 
 The client must offer ``size``, ``screenshot(format=...)``, ``click(x, y, button, count=)``,
 ``pointer(x, y, buttons)``, ``scroll(x, y, clicks)``, ``press(combo)`` and ``type_text(text)``.
-Every action answers with a fresh screenshot.
+Every action answers with a fresh screenshot. The helpers here (key names, picking the screen)
+are shared with OpenAI's computer tool (`hud.agents.tools.openai_computer`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result, text_result
+from hud.agents.tools.mcp import sanitize_tool_name
 from hud.eval.trace import MCPToolResult
 
-__all__ = ["computer_tool"]
+__all__ = [
+    "SCREEN_FAMILIES",
+    "add_screen_tool",
+    "computer_tool",
+    "pick_screen",
+    "screen_size",
+    "screens_to_open",
+    "x11_combo",
+    "x11_key",
+]
+
+#: Capability families a computer tool drives, preferred first.
+SCREEN_FAMILIES = ("rfb", "cdp")
 
 _CLICKS = {
     "left_click": ("left", 1),
@@ -22,7 +38,110 @@ _CLICKS = {
     "double_click": ("left", 2),
     "triple_click": ("left", 3),
 }
-_KEY_NAMES = {"ctrl": "control_l", "cmd": "super_l", "super": "super_l", "alt": "alt_l"}
+
+#: Key names models use (xdotool, DOM, OpenAI's upper-case ones) -> X11 keysym names.
+X11_KEYS = {
+    "ctrl": "control_l",
+    "control": "control_l",
+    "shift": "shift_l",
+    "alt": "alt_l",
+    "option": "alt_l",
+    "cmd": "super_l",
+    "command": "super_l",
+    "super": "super_l",
+    "meta": "super_l",
+    "win": "super_l",
+    "enter": "Return",
+    "return": "Return",
+    "esc": "Escape",
+    "escape": "Escape",
+    "backspace": "BackSpace",
+    "delete": "Delete",
+    "del": "Delete",
+    "insert": "Insert",
+    "tab": "Tab",
+    "space": "space",
+    "home": "Home",
+    "end": "End",
+    "pageup": "Page_Up",
+    "page_up": "Page_Up",
+    "pagedown": "Page_Down",
+    "page_down": "Page_Down",
+    "up": "Up",
+    "down": "Down",
+    "left": "Left",
+    "right": "Right",
+    "arrowup": "Up",
+    "arrowdown": "Down",
+    "arrowleft": "Left",
+    "arrowright": "Right",
+    "capslock": "Caps_Lock",
+    "caps_lock": "Caps_Lock",
+    "+": "plus",
+    " ": "space",
+}
+
+
+def x11_key(name: str) -> str:
+    """One key name as the screen clients spell it (``"CTRL"`` -> ``"control_l"``, ``"A"`` ->
+    ``"a"``); unknown names pass through (the client rejects them)."""
+    if name == " ":
+        return "space"
+    key = name.strip()
+    mapped = X11_KEYS.get(key.lower())
+    if mapped is not None:
+        return mapped
+    if len(key) == 1 and key.isalpha():
+        return key.lower()
+    return key
+
+
+def x11_combo(keys: str | Iterable[str]) -> str:
+    """``"ctrl+a"`` or ``["CTRL", "A"]`` -> ``"control_l+a"``; ``"ctrl++"`` ends in ``plus``."""
+    if isinstance(keys, str):
+        text = keys.strip()
+        plus = text == "+" or text.endswith("++")
+        body = text[:-1] if plus else text
+        parts = [p for p in body.split("+") if p.strip()] + (["+"] if plus else [])
+    else:
+        parts = [str(k) for k in keys if str(k)]
+    if not parts:
+        raise ToolError("no key given")
+    return "+".join(x11_key(p) for p in parts)
+
+
+def pick_screen(opened: list[tuple[Any, Any]]) -> tuple[Any, Any] | None:
+    """The ``(capability, client)`` a computer tool drives: ``rfb`` first, else ``cdp``."""
+    for family in SCREEN_FAMILIES:
+        for cap, client in opened:
+            if cap.family == family:
+                return cap, client
+    return None
+
+
+def screens_to_open(families: frozenset[str], bindings: list[Any]) -> frozenset[str]:
+    """``families`` minus the screen families after the first one ``bindings`` offer."""
+    offered = {cap.family for cap in bindings}
+    first = next((f for f in SCREEN_FAMILIES if f in offered and f in families), None)
+    return families - {f for f in SCREEN_FAMILIES if first is not None and f != first}
+
+
+def add_screen_tool(tools: list[AgentTool], tool: AgentTool) -> list[AgentTool]:
+    """``tools`` plus ``tool``; an MCP tool of the same name becomes ``<capability>__<name>``."""
+    for other in tools:
+        if other.name == tool.name:
+            if other.family != "mcp" or not other.capability:
+                raise ValueError(f"tool {other.name!r} clashes with the {tool.name} tool")
+            other.name = sanitize_tool_name(f"{other.capability}__{other.upstream}")
+    return [*tools, tool]
+
+
+def screen_size(client: Any, default: tuple[int, int] = (1024, 768)) -> tuple[int, int]:
+    """The client's ``size`` (``default`` when unknown)."""
+    width, height = getattr(client, "size", None) or (0, 0)
+    if not width or not height:
+        return default
+    return int(width), int(height)
 
 
 def _xy(value: Any, name: str = "coordinate") -> tuple[int, int]:
@@ -34,15 +153,29 @@ def _xy(value: Any, name: str = "coordinate") -> tuple[int, int]:
         raise ToolError(f"{name!r} must hold two integers") from None
 
 
-def _combo(text: str) -> str:
-    parts = [p.strip() for p in text.split("+") if p.strip()]
-    return "+".join(_KEY_NAMES.get(p.lower(), p) for p in parts)
+async def _press(client: Any, text: str) -> None:
+    """xdotool-style keys: space-separated combos pressed one after another."""
+    combos = re.sub(r"\s*\+\s*(?=\S)", "+", text.strip()).split() or ([text] if text else [])
+    if not combos:
+        raise ToolError("'text' must name the key(s) to press")
+    for combo in combos:
+        try:
+            await client.press(x11_combo(combo))
+        except ValueError as exc:
+            raise ToolError(str(exc)) from None
 
 
 async def computer_tool(
-    client: Any, *, encoding: str = "PNG", native_type: str = "computer_20250124"
+    client: Any,
+    *,
+    encoding: str = "PNG",
+    native_type: str = "computer_20250124",
+    family: str = "rfb",
+    capability: str | None = None,
 ) -> AgentTool:
-    width, height = getattr(client, "size", (0, 0)) or (0, 0)
+    """Claude's ``computer`` tool (``native_type``) on ``client``; ``family`` is ``rfb`` or
+    ``cdp``."""
+    width, height = screen_size(client)
     fmt = "webp" if encoding.upper() == "WEBP" else "png"
     mime = f"image/{fmt}"
 
@@ -69,16 +202,22 @@ async def computer_tool(
         elif action == "type":
             await client.type_text(str(args.get("text") or ""))
         elif action == "key":
-            await client.press(_combo(str(args.get("text") or "")))
+            await _press(client, str(args.get("text") or ""))
         elif action == "scroll":
             x, y = _xy(args.get("coordinate") or [width // 2, height // 2])
             amount = int(args.get("scroll_amount") or 3)
             direction = str(args.get("scroll_direction") or "down")
-            await client.scroll(x, y, -amount if direction == "up" else amount)
+            if direction in ("left", "right"):
+                await client.scroll(x, y, 0, horizontal=-amount if direction == "left" else amount)
+            else:
+                await client.scroll(x, y, -amount if direction == "up" else amount)
         elif action == "wait":
             await asyncio.sleep(min(float(args.get("duration") or 1), 30))
         elif action == "cursor_position":
-            return text_result("cursor position is not tracked over VNC")
+            position = getattr(client, "position", None)
+            if position is None:
+                return text_result("the cursor position is not tracked on this screen")
+            return text_result(f"X={position[0]},Y={position[1]}")
         else:
             raise ToolError(f"unsupported computer action {action!r}")
         return await shot()
@@ -88,11 +227,12 @@ async def computer_tool(
         "Control the screen: screenshot, click, type, key, scroll, drag.",
         {"type": "object", "properties": {"action": {"type": "string"}}, "required": ["action"]},
         act,
-        family="rfb",
+        family=family,
+        capability=capability,
         native={
             "type": native_type,
             "name": "computer",
-            "display_width_px": int(width or 1024),
-            "display_height_px": int(height or 768),
+            "display_width_px": width,
+            "display_height_px": height,
         },
     )
