@@ -514,6 +514,19 @@ async def test_pipelined_hello_rpc_error_is_raised_by_the_first_call() -> None:
     assert len(srv.conns) == 1, "an RPC error is not retried"
 
 
+async def test_pipelined_heartbeat_resumes_the_session_of_its_hello() -> None:
+    """A heartbeat before any call still reads the pipelined hello first (for its session)."""
+    async with (
+        Scripted(answer_all()) as srv,
+        connect(srv.url, heartbeat=None, pipeline=True) as client,
+    ):
+        await client.heartbeat()
+        assert client.session_id == "sess-00000000"
+    frames = srv.conns[0].frames
+    assert [f["method"] for f in frames] == ["hello", "hello"]
+    assert frames[1]["params"] == {"session_id": "sess-00000000"}
+
+
 async def test_pipelined_hello_against_real_server() -> None:
     env = Environment(name="pipe")
 

@@ -292,6 +292,7 @@ class HudClient:
         return result
 
     async def heartbeat(self) -> dict[str, Any]:
+        await self.ready()  # a pipelined hello's reply carries the session id to resume
         return await self.hello(self.session_id)
 
     async def list_tasks(self) -> list[dict[str, Any]]:
