@@ -621,6 +621,11 @@ class CDPClient:
             y = max(0, min(y, self.height - 1))
         return x, y
 
+    @property
+    def buttons(self) -> int:
+        """The pointer buttons held down now (RFB bit mask: 1 left, 2 middle, 4 right)."""
+        return self._buttons & 7
+
     def _cdp_buttons(self) -> int:
         return sum(
             _CDP_BUTTON_BITS[name] for bit, name in _RFB_BUTTONS.items() if self._buttons & bit

@@ -190,6 +190,8 @@ class RFBClient:
         self._error: BaseException | None = None
         self._zlib = zlib.decompressobj()
         self._buttons = 0
+        #: Where this client last put the pointer (screen pixels).
+        self.position: tuple[int, int] = (0, 0)
 
     def __repr__(self) -> str:
         return f"RFBClient({self.url!r}, {self.width}x{self.height})"
@@ -443,11 +445,17 @@ class RFBClient:
         if data:
             await self._send(data)
 
+    @property
+    def buttons(self) -> int:
+        """The pointer buttons held down now (RFB bit mask: 1 left, 2 middle, 4 right)."""
+        return self._buttons & 7
+
     async def pointer(self, x: int, y: int, buttons: int = 0) -> None:
         """Move the pointer to ``(x, y)`` with ``buttons`` (bit mask: 1 left, 2 middle, 4 right)."""
         x = max(0, min(int(x), max(0, self.width - 1)))
         y = max(0, min(int(y), max(0, self.height - 1)))
         self._buttons = buttons
+        self.position = (x, y)
         await self._send(struct.pack(">BBHH", 5, buttons & 0xFF, x, y))
 
     async def click(self, x: int, y: int, button: int | str = 1, *, count: int = 1) -> None:

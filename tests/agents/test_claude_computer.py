@@ -179,3 +179,61 @@ async def test_computer_tool_drives_a_browser_page(fake: FakeProvider) -> None:
     tools = [s for s in run.trace.steps if isinstance(s, ToolStep)]
     assert not [s for s in tools if s.result.isError]
     assert tools[-1].result.text == "X=300,Y=200"
+
+
+DRAG_PAGE = """<!doctype html><html><body style="margin:0;height:400px">
+<script>
+window.log = [];
+const note = e => window.log.push(`${e.type} ${e.clientX},${e.clientY} ${e.buttons}`);
+addEventListener("mousedown", note);
+addEventListener("mouseup", note);
+addEventListener("mousemove", e => { if (e.buttons) note(e); });
+addEventListener("keydown", e => window.log.push(`keydown ${e.key}`));
+addEventListener("keyup", e => window.log.push(`keyup ${e.key}`));
+</script></body></html>"""
+
+
+async def test_mouse_down_move_up_and_hold_key(fake: FakeProvider) -> None:
+    """Claude's low-level actions: a drag made of left_mouse_down, mouse_move and
+    left_mouse_up (buttons stay held while moving), and hold_key."""
+    from tests.chromium import chromium, evaluate, load
+
+    with chromium() as port:
+        await load(port, DRAG_PAGE)
+        env = Environment(name="drag")
+        env.add_capability(Capability.cdp(f"ws://127.0.0.1:{port}"))
+
+        @env.template()
+        async def drag():
+            yield "Drag from (40, 40) to (160, 70), then hold shift."
+            yield 1.0
+
+        def act(call_id: str, action: str, **args: object) -> Reply:
+            return Reply(calls=[Call("computer", {"action": action, **args}, id=call_id)])
+
+        fake.script = [
+            act("d1", "mouse_move", coordinate=[40, 40]),
+            act("d2", "left_mouse_down"),
+            act("d3", "mouse_move", coordinate=[100, 55]),
+            act("d3b", "mouse_move", coordinate=[160, 70]),
+            act("d4", "left_mouse_up"),
+            act("d5", "hold_key", text="shift", duration=0.1),
+            act("d6", "hold_key"),
+            Reply(text="done"),
+        ]
+        agent = ClaudeAgent(ClaudeConfig(base_url=fake.url, api_key="k", stream=False))
+        run = await run_task(env, agent, "drag")
+        assert run.reward == 1.0, run.trace.error
+        log = await evaluate(port, "window.log")
+
+    assert log == [
+        "mousedown 40,40 1",
+        "mousemove 100,55 1",
+        "mousemove 160,70 1",
+        "mouseup 160,70 0",
+        "keydown Shift",
+        "keyup Shift",
+    ]
+    tools = [s for s in run.trace.steps if isinstance(s, ToolStep)]
+    assert [s.result.isError for s in tools] == [False] * 6 + [True]
+    assert "hold_key needs 'text'" in tools[-1].result.text

@@ -1,7 +1,8 @@
 """Claude's ``computer`` tool on a screen client: ``rfb`` (`RFBClient`) or ``cdp`` (`CDPClient`).
 
 The client must offer ``size``, ``screenshot(format=...)``, ``click(x, y, button, count=)``,
-``pointer(x, y, buttons)``, ``scroll(x, y, clicks)``, ``press(combo)`` and ``type_text(text)``.
+``pointer(x, y, buttons)``, ``scroll(x, y, clicks)``, ``press(combo)``, ``key(name, down)`` and
+``type_text(text)``; ``position`` and ``buttons`` (the pointer's state) where it tracks them.
 Every action answers with a fresh screenshot. The helpers here (key names, picking the screen)
 are shared with OpenAI's computer tool (`hud.agents.tools.openai_computer`).
 """
@@ -153,6 +154,13 @@ def _xy(value: Any, name: str = "coordinate") -> tuple[int, int]:
         raise ToolError(f"{name!r} must hold two integers") from None
 
 
+def _cursor(client: Any) -> tuple[int, int]:
+    position = getattr(client, "position", None)
+    if position is None:
+        raise ToolError("'coordinate' is required: the cursor position is not tracked here")
+    return int(position[0]), int(position[1])
+
+
 async def _press(client: Any, text: str) -> None:
     """xdotool-style keys: space-separated combos pressed one after another."""
     combos = re.sub(r"\s*\+\s*(?=\S)", "+", text.strip()).split() or ([text] if text else [])
@@ -190,15 +198,32 @@ async def computer_tool(
             button, count = _CLICKS[action]
             x, y = _xy(args.get("coordinate"))
             await client.click(x, y, button, count=count)
-        elif action == "mouse_move":
+        elif action == "mouse_move":  # buttons held by left_mouse_down stay held (a drag)
             x, y = _xy(args.get("coordinate"))
-            await client.pointer(x, y, 0)
+            await client.pointer(x, y, getattr(client, "buttons", 0))
         elif action == "left_click_drag":
             sx, sy = _xy(args.get("start_coordinate"), "start_coordinate")
             x, y = _xy(args.get("coordinate"))
             await client.pointer(sx, sy, 1)
             await client.pointer(x, y, 1)
             await client.pointer(x, y, 0)
+        elif action in ("left_mouse_down", "left_mouse_up"):
+            coordinate = args.get("coordinate")
+            x, y = _xy(coordinate) if coordinate else _cursor(client)
+            await client.pointer(x, y, 1 if action == "left_mouse_down" else 0)
+        elif action == "hold_key":
+            keys = [x11_key(k) for k in str(args.get("text") or "").split("+") if k.strip()]
+            if not keys:
+                raise ToolError("hold_key needs 'text', e.g. 'shift'")
+            held: list[str] = []
+            try:
+                for key in keys:
+                    await client.key(key, True)
+                    held.append(key)
+                await asyncio.sleep(min(max(float(args.get("duration") or 0.5), 0), 30))
+            finally:
+                for key in reversed(held):
+                    await client.key(key, False)
         elif action == "type":
             await client.type_text(str(args.get("text") or ""))
         elif action == "key":
@@ -224,7 +249,7 @@ async def computer_tool(
 
     return AgentTool(
         "computer",
-        "Control the screen: screenshot, click, type, key, scroll, drag.",
+        "Control the screen: screenshot, click, type, key, hold_key, scroll, drag, mouse down/up.",
         {"type": "object", "properties": {"action": {"type": "string"}}, "required": ["action"]},
         act,
         family=family,
