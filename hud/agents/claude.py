@@ -24,13 +24,7 @@ from hud.agents.tool_agent import (
 )
 from hud.agents.tools.base import AgentTool
 from hud.agents.tools.catalogs import claude_tools
-from hud.agents.tools.computer import (
-    SCREEN_FAMILIES,
-    add_screen_tool,
-    computer_tool,
-    pick_screen,
-    screens_to_open,
-)
+from hud.agents.tools.computer import SCREEN_FAMILIES, computer_tool
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import MCPToolResult, Usage
 
@@ -69,36 +63,26 @@ class ClaudeAgent(ToolAgent):
     def make_client(self, cfg: ToolAgentConfig, route: Route, run: Run) -> Any:
         import anthropic
 
-        headers = {"Trace-Id": run.trace_id} if route.kind == "gateway" and run.trace_id else None
         return anthropic.AsyncAnthropic(
             api_key=route.api_key,
             base_url=route.base_url,
             max_retries=0,
             timeout=cfg.request_timeout_seconds,
-            default_headers=headers,
+            default_headers=route.headers(run),
         )
 
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return claude_tools(ops)
 
-    def select_families(self, bindings: list[Any]) -> frozenset[str]:
-        """One screen: ``rfb`` when there is one, else ``cdp``."""
-        return screens_to_open(self.families, bindings)
-
-    async def build_tools(self, opened: list[tuple[Any, Any]]) -> list[AgentTool]:
-        tools = await super().build_tools(opened)
-        screen = pick_screen(opened)
-        if screen is None:
-            return tools
-        cap, client = screen
-        computer = await computer_tool(
+    async def screen_tools(self, cap: Any, client: Any) -> list[AgentTool]:
+        tool = await computer_tool(
             client,
             encoding=self.config.screenshot_encoding,
             native_type="computer_20250124",
             family=cap.family,
             capability=cap.name,
         )
-        return add_screen_tool(tools, computer)
+        return [tool]
 
     def conversation(
         self, client: Any, cfg: ToolAgentConfig, tools: list[AgentTool], run: Run

@@ -24,13 +24,13 @@ from hud.agents.tool_agent import (
 )
 from hud.agents.tools.base import AgentTool, result_images
 from hud.agents.tools.catalogs import gemini_tools
+from hud.agents.tools.computer import SCREEN_FAMILIES
 from hud.agents.tools.gemini_computer import (
     COMPUTER_USE,
     GeminiScreen,
     computer_use_spec,
     gemini_computer_tools,
 )
-from hud.agents.tools.mcp import sanitize_tool_name
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import MCPToolResult, Usage
 
@@ -42,7 +42,6 @@ __all__ = ["GeminiAgent", "GeminiConfig"]
 log = logging.getLogger("hud.agents")
 
 MALFORMED = "MALFORMED_FUNCTION_CALL"
-SCREENS = ("rfb", "cdp")
 
 
 class GeminiConfig(ToolAgentConfig):
@@ -66,17 +65,16 @@ class GeminiAgent(ToolAgent):
     config_cls: ClassVar[type[ToolAgentConfig]] = GeminiConfig
     config: GeminiConfig
     key_env = "GEMINI_API_KEY"
-    families = frozenset({"ssh", "mcp", *SCREENS})
+    families = frozenset({"ssh", "mcp", *SCREEN_FAMILIES})
 
     def make_client(self, cfg: ToolAgentConfig, route: Route, run: Run) -> Any:
         from google import genai
         from google.genai import types
 
-        headers = {"Trace-Id": run.trace_id} if route.kind == "gateway" and run.trace_id else None
         timeout = cfg.request_timeout_seconds
         options = types.HttpOptions(
             base_url=route.base_url,
-            headers=headers,
+            headers=route.headers(run),
             timeout=int(timeout * 1000) if timeout else None,
             retry_options=types.HttpRetryOptions(attempts=1),
         )
@@ -85,31 +83,13 @@ class GeminiAgent(ToolAgent):
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return gemini_tools(ops)
 
-    def select_families(self, bindings: list[Any]) -> frozenset[str]:
-        """One screen: ``rfb`` when there is one, else ``cdp``."""
-        if any(cap.family == "rfb" for cap in bindings):
-            return self.families - {"cdp"}
-        return self.families
-
-    async def build_tools(self, opened: list[tuple[Any, Any]]) -> list[AgentTool]:
-        tools = await super().build_tools(opened)
-        screen = next(((c, cl) for c, cl in opened if c.family in SCREENS), None)
-        if screen is None:
-            return tools
-        cap, client = screen
-        computer = gemini_computer_tools(
+    async def screen_tools(self, cap: Any, client: Any) -> list[AgentTool]:
+        return gemini_computer_tools(
             client,
             family=cap.family,
             encoding=self.config.screenshot_encoding,
             capability=cap.name,
         )
-        names = {t.name for t in computer}
-        for tool in tools:
-            if tool.name in names:
-                if tool.family != "mcp" or not tool.capability:
-                    raise ValueError(f"tool {tool.name!r} clashes with a computer-use function")
-                tool.name = sanitize_tool_name(f"{tool.capability}__{tool.upstream}")
-        return tools + computer
 
     def conversation(
         self, client: Any, cfg: ToolAgentConfig, tools: list[AgentTool], run: Run

@@ -26,12 +26,7 @@ from hud.agents.tool_agent import (
 )
 from hud.agents.tools.base import AgentTool, result_images
 from hud.agents.tools.catalogs import openai_tools
-from hud.agents.tools.computer import (
-    SCREEN_FAMILIES,
-    add_screen_tool,
-    pick_screen,
-    screens_to_open,
-)
+from hud.agents.tools.computer import SCREEN_FAMILIES
 from hud.agents.tools.openai_computer import BLANK_PNG, NATIVE_TYPE, openai_computer_tool
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import MCPToolResult, Usage
@@ -81,35 +76,25 @@ class OpenAIAgent(ToolAgent):
     def make_client(self, cfg: ToolAgentConfig, route: Route, run: Run) -> Any:
         import openai
 
-        headers = {"Trace-Id": run.trace_id} if route.kind == "gateway" and run.trace_id else None
         return openai.AsyncOpenAI(
             api_key=route.api_key,
             base_url=route.base_url,
             max_retries=0,
             timeout=cfg.request_timeout_seconds,
-            default_headers=headers,
+            default_headers=route.headers(run),
         )
 
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return openai_tools(ops)
 
-    def select_families(self, bindings: list[Any]) -> frozenset[str]:
-        """One screen: ``rfb`` when there is one, else ``cdp``."""
-        return screens_to_open(self.families, bindings)
-
-    async def build_tools(self, opened: list[tuple[Any, Any]]) -> list[AgentTool]:
-        tools = await super().build_tools(opened)
-        screen = pick_screen(opened)
-        if screen is None:
-            return tools
-        cap, client = screen
-        computer = openai_computer_tool(
+    async def screen_tools(self, cap: Any, client: Any) -> list[AgentTool]:
+        tool = openai_computer_tool(
             client,
             family=cap.family,
             encoding=self.config.screenshot_encoding,
             capability=cap.name,
         )
-        return add_screen_tool(tools, computer)
+        return [tool]
 
     def conversation(
         self, client: Any, cfg: ToolAgentConfig, tools: list[AgentTool], run: Run

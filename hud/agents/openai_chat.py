@@ -68,13 +68,12 @@ class OpenAIChatAgent(ToolAgent):
     def make_client(self, cfg: ToolAgentConfig, route: Route, run: Run) -> Any:
         import openai
 
-        headers = {"Trace-Id": run.trace_id} if route.kind == "gateway" and run.trace_id else None
         return openai.AsyncOpenAI(
             api_key=route.api_key or NO_KEY,
             base_url=route.base_url,
             max_retries=0,
             timeout=cfg.request_timeout_seconds,
-            default_headers=headers,
+            default_headers=route.headers(run),
         )
 
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:

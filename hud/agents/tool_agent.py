@@ -24,6 +24,7 @@ from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 from hud.agents.base import Agent, AgentConfig
 from hud.agents.retry import ModelCallError, RetryPolicy, call_with_retries
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, ToolTimeoutError, text_result
+from hud.agents.tools.computer import add_screen_tools, pick_screen, screens_to_open
 from hud.agents.tools.mcp import mcp_tools, sanitize_tool_name
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import (
@@ -129,6 +130,10 @@ class Route:
     @property
     def secrets(self) -> tuple[str, ...]:
         return (self.api_key,) if self.api_key else ()
+
+    def headers(self, run: Run) -> dict[str, str] | None:
+        """Extra HTTP headers for the SDK client: the gateway gets the rollout's trace id."""
+        return {"Trace-Id": run.trace_id} if self.kind == "gateway" and run.trace_id else None
 
 
 @dataclass
@@ -302,15 +307,17 @@ class ToolAgent(Agent):
         raise NotImplementedError
 
     # -- capabilities and tools ----------------------------------------------------------
-    def select_families(self, bindings: list[Any]) -> frozenset[str]:
-        """The families to open among ``bindings`` (default: all of `families`)."""
-        return self.families
+    async def screen_tools(self, cap: Any, client: Any) -> list[AgentTool]:
+        """The computer-use tools on one screen (an ``rfb`` or ``cdp`` capability in
+        `families`); none by default."""
+        return []
 
     async def open_capabilities(self, run: Run) -> list[tuple[Any, Any]]:
         """Open, in manifest order, every ``mcp`` binding and the first of each other family
-        this agent has tools for; protocols without a registered client are skipped."""
+        this agent has tools for (one screen at most: ``rfb`` before ``cdp``); protocols
+        without a registered client are skipped."""
         bindings = list(getattr(run.client, "bindings", []) or []) if run._client else []
-        families = self.select_families(bindings)
+        families = screens_to_open(self.families, bindings)
         opened: list[tuple[Any, Any]] = []
         seen: set[str] = set()
         for cap in bindings:
@@ -339,6 +346,9 @@ class ToolAgent(Agent):
                 if tool.name in builtin:
                     raise ValueError(f"MCP tool {tool.upstream!r} clashes with a built-in tool")
             tools.append(tool)
+        screen = pick_screen(opened)
+        if screen is not None:
+            tools = add_screen_tools(tools, await self.screen_tools(*screen))
         return tools
 
     # -- the loop ------------------------------------------------------------------------

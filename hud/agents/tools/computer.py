@@ -20,7 +20,7 @@ from hud.eval.trace import MCPToolResult
 
 __all__ = [
     "SCREEN_FAMILIES",
-    "add_screen_tool",
+    "add_screen_tools",
     "computer_tool",
     "pick_screen",
     "screen_size",
@@ -127,14 +127,16 @@ def screens_to_open(families: frozenset[str], bindings: list[Any]) -> frozenset[
     return families - {f for f in SCREEN_FAMILIES if first is not None and f != first}
 
 
-def add_screen_tool(tools: list[AgentTool], tool: AgentTool) -> list[AgentTool]:
-    """``tools`` plus ``tool``; an MCP tool of the same name becomes ``<capability>__<name>``."""
+def add_screen_tools(tools: list[AgentTool], screen: list[AgentTool]) -> list[AgentTool]:
+    """``tools`` plus the ``screen`` tools; an MCP tool named like one of them becomes
+    ``<capability>__<name>``."""
+    names = {t.name for t in screen}
     for other in tools:
-        if other.name == tool.name:
+        if other.name in names:
             if other.family != "mcp" or not other.capability:
-                raise ValueError(f"tool {other.name!r} clashes with the {tool.name} tool")
+                raise ValueError(f"tool {other.name!r} clashes with a computer-use tool")
             other.name = sanitize_tool_name(f"{other.capability}__{other.upstream}")
-    return [*tools, tool]
+    return [*tools, *screen]
 
 
 def screen_size(client: Any, default: tuple[int, int] = (1024, 768)) -> tuple[int, int]:
