@@ -27,7 +27,6 @@ FLAGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--hide-scrollbars",
-    "--window-size=640,480",
     "--force-device-scale-factor=1",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
@@ -35,13 +34,16 @@ FLAGS = (
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[int]:
-    """Headless Chromium (fresh profile, 640x480 window); yields its DevTools port."""
+def chromium(window: tuple[int, int] = (640, 480)) -> Iterator[int]:
+    """Headless Chromium (fresh profile, ``window`` size); yields its DevTools port."""
     if CHROMIUM is None:
         pytest.skip("needs chromium (apt-get install chromium; see .ci/apt-packages)")
     profile = tempfile.mkdtemp(prefix="hud-test-chromium-")
     proc = subprocess.Popen(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        [
+            *(CHROMIUM, *FLAGS, f"--window-size={window[0]},{window[1]}"),
+            *(f"--user-data-dir={profile}", "about:blank"),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -11,17 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,14 +36,11 @@ from hud.capabilities.rfb_client import (
 from hud.clients import HudClient, connect
 from hud.environment import Environment
 from hud.environment.server import Server, bind
+from tests import screens
+from tests.chromium import chromium as start_chromium
+from tests.screens import Desktop, free_port
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.asynccontextmanager
@@ -334,57 +326,11 @@ def page_server() -> Iterator[str]:
     httpd.server_close()
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[int]:
     """Headless Chromium (fresh profile); yields its DevTools port."""
-    if CHROMIUM is None:
-        pytest.skip("needs chromium (apt-get install chromium; see .ci/apt-packages)")
-    profile = tempfile.mkdtemp(prefix="hud-test-chromium-")
-    proc = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "about:blank",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        active = Path(profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        port = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            lines = active.read_text().splitlines() if active.exists() else []
-            if len(lines) >= 2:
-                port = int(lines[0])
-                break
-            time.sleep(0.05)
-        assert port is not None, f"Chromium did not start (exit {proc.poll()})"
+    with start_chromium() as port:
         yield port
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 async def devtools(port: int, method: str, path: str) -> Any:
@@ -508,89 +454,11 @@ async def test_cdp_unreachable_is_a_connection_error() -> None:
 SCREEN = (320, 240)
 
 
-class Desktop:
-    """Xvfb on a free display with x11vnc servers (one open, one with a password)."""
-
-    def __init__(self) -> None:
-        read_fd, write_fd = os.pipe()
-        self.xvfb = subprocess.Popen(
-            [
-                *("Xvfb", "-displayfd", str(write_fd), "-noreset", "-nolisten", "tcp", "-ac"),
-                *("-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24"),
-            ],
-            pass_fds=[write_fd],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as pipe:
-            number = pipe.readline().strip()
-        assert number, "Xvfb did not start"
-        self.display = f":{number.decode()}"
-        self.vnc: list[subprocess.Popen[bytes]] = []
-        self.port = self._x11vnc()
-        self.password = "pa55word"
-        self.tmp = tempfile.mkdtemp(prefix="hud-test-vnc-")
-        passwd_file = Path(self.tmp) / "passwd"
-        subprocess.run(
-            ["x11vnc", "-storepasswd", self.password, str(passwd_file)],
-            check=True,
-            capture_output=True,
-        )
-        self.secure_port = self._x11vnc("-rfbauth", str(passwd_file))
-
-    def _x11vnc(self, *extra: str) -> int:
-        port = free_port()
-        proc = subprocess.Popen(
-            [
-                *("x11vnc", "-display", self.display, "-rfbport", str(port), "-localhost"),
-                *("-forever", "-shared", "-noxdamage", "-quiet", *(extra or ("-nopw",))),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        self.vnc.append(proc)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith(b"PORT="):
-                return int(line[5:])
-        raise AssertionError("x11vnc did not start")
-
-    def x(self, *command: str) -> str:
-        out = subprocess.run(
-            [command[0], "-display", self.display, *command[1:]],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return out.stdout
-
-    def caps_lock(self) -> bool:
-        return "Caps Lock:   on" in self.x("xset", "q")
-
-    def close(self) -> None:
-        for proc in [*self.vnc, self.xvfb]:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def desktop() -> Iterator[Desktop]:
-    missing = [b for b in ("Xvfb", "x11vnc", "xsetroot", "xset") if shutil.which(b) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb x11vnc x11-xserver-utils)")
-    desk = Desktop()
-    try:
+    """Xvfb with x11vnc servers: one open, one with a password."""
+    with screens.desktop(SCREEN, password="pa55word") as desk:
         yield desk
-    finally:
-        desk.close()
 
 
 def pixel(png: bytes, xy: tuple[int, int]) -> tuple[int, int, int]:

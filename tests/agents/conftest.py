@@ -158,3 +158,12 @@ async def mcp_url() -> Any:
         uv.should_exit = True
         await asyncio.wait_for(task, 10)
         sock.close()
+
+
+@pytest.fixture
+def display() -> Iterator[tuple[str, int]]:
+    """(X display, VNC port) of a 320x240 Xvfb served by x11vnc (skipped without them)."""
+    from tests.screens import desktop
+
+    with desktop() as desk:
+        yield desk.display, desk.port

@@ -2,80 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-from collections.abc import Iterator
-
-import pytest
-
 from hud import Environment
 from hud.agents.claude import ClaudeAgent, ClaudeConfig
 from hud.capabilities import Capability
 from hud.eval.trace import ToolStep
 from tests.agents.conftest import run_task
 from tests.agents.fakes import Call, FakeProvider, Reply
-
-BINARIES = ("Xvfb", "x11vnc", "xset")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def display() -> Iterator[tuple[str, int]]:
-    """(X display, VNC port) of a 320x240 Xvfb served by x11vnc."""
-    missing = [b for b in BINARIES if shutil.which(b) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb x11vnc x11-xserver-utils)")
-    read_fd, write_fd = os.pipe()
-    xvfb = subprocess.Popen(
-        [
-            *("Xvfb", "-displayfd", str(write_fd), "-noreset", "-nolisten", "tcp", "-ac"),
-            *("-screen", "0", "320x240x24"),
-        ],
-        pass_fds=[write_fd],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        name = f":{pipe.readline().strip().decode()}"
-    port = _free_port()
-    vnc = subprocess.Popen(
-        [
-            *("x11vnc", "-display", name, "-rfbport", str(port), "-localhost", "-forever"),
-            *("-shared", "-noxdamage", "-quiet", "-nopw"),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert vnc.stdout is not None
-    for line in vnc.stdout:
-        if line.startswith(b"PORT="):
-            port = int(line[5:])
-            break
-    try:
-        yield name, port
-    finally:
-        for proc in (vnc, xvfb):
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def caps_lock(name: str) -> bool:
-    out = subprocess.run(["xset", "-display", name, "q"], capture_output=True, text=True)
-    return "Caps Lock:   on" in out.stdout
+from tests.screens import caps_lock
 
 
 async def test_computer_tool_drives_the_screen(fake: FakeProvider, display) -> None:

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -35,70 +30,14 @@ from hud.capabilities import Capability
 from hud.eval.trace import ToolStep
 from tests.agents.conftest import SECRET, run_task
 from tests.agents.fakes import Call, FakeProvider, Reply
+from tests.chromium import chromium as start_chromium
+from tests.screens import caps_lock, stop
 
-BINARIES = ("Xvfb", "x11vnc", "xset")
 WIDTH, HEIGHT = 320, 240
 
 
 def gemini(fake: FakeProvider) -> GeminiAgent:
     return GeminiAgent(GeminiConfig(base_url=fake.url, api_key=SECRET, retry_base_delay=0.01))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture
-def display() -> Iterator[tuple[str, int]]:
-    """(X display, VNC port) of a 320x240 Xvfb served by x11vnc."""
-    missing = [b for b in BINARIES if shutil.which(b) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (apt-get install xvfb x11vnc x11-xserver-utils)")
-    read_fd, write_fd = os.pipe()
-    xvfb = subprocess.Popen(
-        [
-            *("Xvfb", "-displayfd", str(write_fd), "-noreset", "-nolisten", "tcp", "-ac"),
-            *("-screen", "0", f"{WIDTH}x{HEIGHT}x24"),
-        ],
-        pass_fds=[write_fd],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        name = f":{pipe.readline().strip().decode()}"
-    port = _free_port()
-    vnc = subprocess.Popen(
-        [
-            *("x11vnc", "-display", name, "-rfbport", str(port), "-localhost", "-forever"),
-            *("-shared", "-noxdamage", "-quiet", "-nopw"),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert vnc.stdout is not None
-    for line in vnc.stdout:
-        if line.startswith(b"PORT="):
-            port = int(line[5:])
-            break
-    try:
-        yield name, port
-    finally:
-        _stop(vnc)
-        _stop(xvfb)
 
 
 # A full-screen Tk window with a text field at y 40..80 that logs what it receives.
@@ -149,7 +88,7 @@ def tk_app(display: tuple[str, int], tmp_path: Path) -> Iterator[Path]:
         assert "ready" in _wait_for(log, ["ready"]), f"Tk app did not start (exit {app.poll()})"
         yield log
     finally:
-        _stop(app)
+        stop(app)
 
 
 def _key(data: dict[str, Any], camel: str) -> Any:
@@ -267,11 +206,6 @@ async def test_computer_use_clicks_and_types_on_a_screen(
     assert steps[3].result.isError and not steps[2].result.isError
 
 
-def caps_lock(name: str) -> bool:
-    out = subprocess.run(["xset", "-display", name, "q"], capture_output=True, text=True)
-    return "Caps Lock:   on" in out.stdout
-
-
 async def test_key_combination_and_browser_only_functions_on_a_desktop(
     fake: FakeProvider, display: tuple[str, int]
 ) -> None:
@@ -339,9 +273,6 @@ def site() -> Iterator[tuple[str, list[str]]]:
     httpd.server_close()
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture
 def page_url() -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
@@ -364,42 +295,9 @@ def page_url() -> Iterator[str]:
 
 @pytest.fixture
 def chromium() -> Iterator[int]:
-    """Headless Chromium (fresh profile); yields its DevTools port."""
-    if CHROMIUM is None:
-        pytest.skip("needs chromium (apt-get install chromium)")
-    profile = tempfile.mkdtemp(prefix="hud-test-chromium-")
-    proc = subprocess.Popen(
-        [
-            *(CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"),
-            *("--disable-background-networking", "--disable-component-update", "--disable-sync"),
-            *("--disable-dev-shm-usage", "--remote-debugging-port=0", "--window-size=400,300"),
-            f"--user-data-dir={profile}",
-            "about:blank",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        active = Path(profile) / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        port = None
-        while port is None and time.monotonic() < deadline and proc.poll() is None:
-            lines = active.read_text().splitlines() if active.exists() else []
-            port = int(lines[0]) if len(lines) >= 2 else None
-            time.sleep(0.05)
-        assert port is not None, f"Chromium did not start (exit {proc.poll()})"
+    """Headless Chromium with a 400x300 window; yields its DevTools port."""
+    with start_chromium(window=(400, 300)) as port:
         yield port
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 async def test_navigate_and_type_in_a_browser(

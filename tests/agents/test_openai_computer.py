@@ -19,8 +19,8 @@ from hud.capabilities import Capability
 from hud.eval.trace import AgentStep, ToolStep
 from tests.agents.conftest import SECRET, run_task
 from tests.agents.fakes import Call, FakeProvider, Reply
-from tests.agents.test_claude_computer import caps_lock, display  # noqa: F401
 from tests.chromium import chromium, evaluate, load
+from tests.screens import caps_lock
 
 PAGE = """<!doctype html><html><head><style>
 body { margin: 0; height: 3000px; }
@@ -202,7 +202,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def test_computer_calls_on_a_vnc_screen(fake: FakeProvider, display) -> None:  # noqa: F811
+async def test_computer_calls_on_a_vnc_screen(fake: FakeProvider, display) -> None:
     """On ``rfb`` the environment is ``linux``; a ``cdp`` capability next to it stays closed."""
     name, port = display
     env = Environment(name="desk")
