@@ -50,6 +50,12 @@ from hud.capabilities.sandbox import (
 )
 from hud.capabilities.sessions import RootCoordinator, remove_tree
 from hud.capabilities.ssh_client import CommandResult
+from hud.capabilities.ssh_streams import (
+    CHANNEL_EVENTS,
+    CHANNEL_GONE,
+    channel_to_pipe,
+    pipe_to_channel,
+)
 
 log = logging.getLogger("hud.workspace")
 
@@ -870,10 +876,12 @@ class Workspace:
         else:
             assert proc.stdout is not None and proc.stderr is not None
             outputs = [
-                asyncio.ensure_future(_pipe_to_channel(proc.stdout, process.stdout)),
-                asyncio.ensure_future(_pipe_to_channel(proc.stderr, process.stderr)),
+                asyncio.ensure_future(pipe_to_channel(proc.stdout, process.stdout)),
+                asyncio.ensure_future(pipe_to_channel(proc.stderr, process.stderr)),
             ]
-            feeder = asyncio.ensure_future(_channel_to_pipe(process, proc))
+            feeder = asyncio.ensure_future(
+                channel_to_pipe(process, proc, lambda event: _signal(proc, event))
+            )
         waiter = asyncio.ensure_future(proc.wait())
         gone = asyncio.ensure_future(lost.wait())
         try:
@@ -913,47 +921,6 @@ class Workspace:
             process.exit(0)
 
 
-#: What a dead channel raises when written to.
-_CHANNEL_GONE = (ConnectionError, OSError, asyncssh.Error, RuntimeError)
-#: Out-of-band events a channel read raises (signals, breaks, terminal size).
-_CHANNEL_EVENTS = (asyncssh.SignalReceived, asyncssh.BreakReceived, asyncssh.TerminalSizeChanged)
-
-
-async def _pipe_to_channel(src: asyncio.StreamReader, dst: Any) -> None:
-    """Copy until EOF; once the channel is gone, keep reading (and dropping) to EOF."""
-    channel_ok = True
-    while data := await src.read(65536):
-        if not channel_ok:
-            continue
-        try:
-            dst.write(data)
-            await dst.drain()
-        except _CHANNEL_GONE:
-            channel_ok = False
-
-
-async def _channel_to_pipe(
-    process: asyncssh.SSHServerProcess[bytes], proc: asyncio.subprocess.Process
-) -> None:
-    assert proc.stdin is not None
-    try:
-        while True:
-            try:
-                data = await process.stdin.read(65536)
-            except _CHANNEL_EVENTS as event:
-                _signal(proc, event)
-                continue
-            if not data:
-                break
-            proc.stdin.write(data)
-            await proc.stdin.drain()
-    except _CHANNEL_GONE:
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            proc.stdin.close()
-
-
 async def _pty_to_channel(master: int, dst: Any) -> None:
     loop = asyncio.get_running_loop()
     ready = asyncio.Event()
@@ -972,7 +939,7 @@ async def _pty_to_channel(master: int, dst: Any) -> None:
                 return
             dst.write(data)
             await dst.drain()
-    except _CHANNEL_GONE:
+    except CHANNEL_GONE:
         pass
     finally:
         loop.remove_reader(master)
@@ -981,14 +948,14 @@ async def _pty_to_channel(master: int, dst: Any) -> None:
 async def _channel_to_pty(
     process: asyncssh.SSHServerProcess[bytes], proc: asyncio.subprocess.Process, master: int
 ) -> None:
-    with contextlib.suppress(*_CHANNEL_GONE):
+    with contextlib.suppress(*CHANNEL_GONE):
         while True:
             try:
                 data = await process.stdin.read(65536)
             except asyncssh.TerminalSizeChanged as change:
                 _set_winsize(master, change.width, change.height)
                 continue
-            except _CHANNEL_EVENTS as event:
+            except CHANNEL_EVENTS as event:
                 _signal(proc, event)
                 continue
             if not data:

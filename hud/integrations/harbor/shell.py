@@ -15,11 +15,11 @@ import contextlib
 import logging
 import os
 import threading
-from typing import Any
 
 import asyncssh
 
 from hud.capabilities import Capability
+from hud.capabilities.ssh_streams import channel_to_pipe, pipe_to_channel
 from hud.eval.runtimes.docker import docker_client, in_thread
 
 log = logging.getLogger("hud.harbor")
@@ -148,34 +148,11 @@ class ContainerShell:
         self._procs.add(proc)
         assert proc.stdin and proc.stdout and proc.stderr
 
-        async def pump_in() -> None:
-            assert proc.stdin is not None
-            try:
-                while True:
-                    try:
-                        data = await process.stdin.read(65536)
-                    except asyncssh.BreakReceived:
-                        continue
-                    if not data:
-                        break
-                    proc.stdin.write(data)
-                    await proc.stdin.drain()
-            except (BrokenPipeError, ConnectionResetError, asyncssh.Error):
-                pass
-            finally:
-                with contextlib.suppress(Exception):
-                    proc.stdin.close()
-
-        async def pump_out(reader: asyncio.StreamReader, writer: Any) -> None:
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                with contextlib.suppress(Exception):
-                    await writer.drain()
-
-        feeder = asyncio.create_task(pump_in())
+        feeder = asyncio.create_task(channel_to_pipe(process, proc))
         try:
             await asyncio.gather(
-                pump_out(proc.stdout, process.stdout), pump_out(proc.stderr, process.stderr)
+                pipe_to_channel(proc.stdout, process.stdout),
+                pipe_to_channel(proc.stderr, process.stderr),
             )
             code = await proc.wait()
         finally:
