@@ -33,6 +33,20 @@ def hud_env(home: Path) -> dict[str, str]:
 HudRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Non-zero exit, no traceback, exactly one ``Error:`` line (an optional ``Hint:`` line)
+    containing every needle; returns that line."""
+    assert proc.returncode != 0, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines, "an error message is printed on stderr"
+    assert lines[0].startswith("Error: "), lines
+    assert all(line.startswith("Hint: ") for line in lines[1:]), lines
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
 @pytest.fixture
 def hud_home(tmp_path: Path) -> Path:
     """A fresh HOME for CLI children (``~/.hud`` starts empty)."""

@@ -14,23 +14,11 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import hud_env
+
 REPO = Path(__file__).resolve().parents[1]
 
 HudRunner = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def hud_env(home: Path) -> dict[str, str]:
-    """Environment for a `python -m hud` child (as in conftest's ``run_hud``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUD_")}
-    env.update(
-        HOME=str(home),
-        PYTHONPATH=str(REPO),
-        HUD_CLI_ANALYTICS_ENABLED="0",
-        NO_COLOR="1",
-        COLUMNS="200",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
 
 
 #: A single-file environment (templates + tasks) for every test below. Templates that block,

@@ -16,20 +16,14 @@ from typing import Any
 import pytest
 
 from hud.clients import HudProtocolError, connect
+from tests.conftest import assert_user_error as user_error
 
 
 def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Non-zero exit, no traceback, exactly one ``Error:`` line (an optional ``Hint:`` line)."""
-    assert proc.returncode != 0, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines, "an error message is printed on stderr"
-    assert lines[0].startswith("Error: "), lines
-    assert all(line.startswith("Hint: ") for line in lines[1:]), lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+    """`tests.conftest.assert_user_error`, and no port was announced."""
+    line = user_error(proc, *needles)
     assert "HUD_SERVE_PORT" not in proc.stdout
-    return lines[0]
+    return line
 
 
 def write_env(directory: Path, body: str) -> Path:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import assert_user_error
+
 STRAWBERRY = "count-4376680e"  # count(sentence="Strawberry world", letter="r") -> 4
 BANANA = "count-e8d5ddbb"  # count(sentence="banana", letter="a") -> 3
 STRAWBERRY_PROMPT = "How many times does 'r' appear in: 'Strawberry world'?"
@@ -22,19 +24,6 @@ BANANA_PROMPT = "How many times does 'a' appear in: 'banana'?"
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def assert_user_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Non-zero exit, no traceback, exactly one ``Error:`` line (an optional ``Hint:`` line)."""
-    assert proc.returncode != 0, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines, "an error message is printed on stderr"
-    assert lines[0].startswith("Error: "), lines
-    assert all(line.startswith("Hint: ") for line in lines[1:]), lines
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def port_free(port: int) -> bool:

@@ -107,16 +107,3 @@ def _no_leftovers() -> Iterator[None]:
 
     reap(dead_only=False)
     assert not left, f"containers left behind by the suite: {names}"
-
-
-def hud_child_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUD_")}
-    env.update(
-        HOME=str(home),
-        PYTHONPATH=str(REPO),
-        HUD_CLI_ANALYTICS_ENABLED="0",
-        NO_COLOR="1",
-        COLUMNS="200",
-        PYTHONUNBUFFERED="1",
-    )
-    return env

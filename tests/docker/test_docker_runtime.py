@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import hud_child_env, labelled_containers
+from conftest import labelled_containers
 
 from hud import Task, Taskset
 from hud.agents.base import Agent
@@ -33,6 +33,7 @@ from hud.eval.runtimes.docker import (
     reap,
 )
 from hud.protocol import HudProtocolError
+from tests.conftest import hud_env
 
 BOXENV = Path(__file__).resolve().parent / "envs" / "boxenv"
 
@@ -164,7 +165,7 @@ def test_daemon_down_is_readable(tmp_path: Path) -> None:
         asyncio.run(main())
         """
     )
-    env = {**hud_child_env(tmp_path), "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
+    env = {**hud_env(tmp_path), "DOCKER_HOST": f"unix://{tmp_path}/nothing.sock"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
     )
@@ -218,7 +219,7 @@ def test_rows_with_image_run_in_containers(box_image: str, tmp_path: Path) -> No
     out = subprocess.run(
         [sys.executable, "-m", "hud", "eval", "tasks.json", "oracle", "--all", "--yes", "--json"],
         cwd=src,
-        env=hud_child_env(tmp_path),
+        env=hud_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=300,
@@ -229,7 +230,7 @@ def test_rows_with_image_run_in_containers(box_image: str, tmp_path: Path) -> No
 
 
 def test_scaffold_dockerfile_hud_builds_and_serves(python_image: str, tmp_path: Path) -> None:
-    env = hud_child_env(tmp_path)
+    env = hud_env(tmp_path)
     subprocess.run(
         [sys.executable, "-m", "hud", "init", "demo"],
         cwd=tmp_path,
@@ -281,7 +282,7 @@ def test_sigint_mid_eval_leaves_no_container(box_image: str, tmp_path: Path) -> 
     proc = subprocess.Popen(
         [sys.executable, "-m", "hud", "eval", "tasks.json", "oracle", "--all", "--yes"],
         cwd=src,
-        env=hud_child_env(tmp_path),
+        env=hud_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -313,7 +314,7 @@ def test_sigkill_leftovers_are_reaped(box_image: str, tmp_path: Path) -> None:
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
-        env=hud_child_env(tmp_path),
+        env=hud_env(tmp_path),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -365,7 +366,7 @@ async def test_documented_docker_build_of_the_scaffold(python_image: str, tmp_pa
     """The steps written in Dockerfile.hud: a wheel of this tree, then `docker build`."""
     from hud.eval.sources import load_source
 
-    env = hud_child_env(tmp_path)
+    env = hud_env(tmp_path)
     subprocess.run(
         [sys.executable, "-m", "hud", "init", "manual"],
         cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60,

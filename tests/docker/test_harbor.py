@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, hud_child_env, labelled_containers
+from conftest import REPO, labelled_containers
 
 from hud.agents.base import Agent
 from hud.agents.offline import NopAgent, OracleAgent
@@ -19,6 +19,7 @@ from hud.eval.runtimes.docker import docker_client, owner_id
 from hud.eval.sources import load_source
 from hud.integrations.harbor import CODES, HarborRuntime, adapt, parse_rewards
 from hud.integrations.harbor.trial import RewardError
+from tests.conftest import hud_env
 
 TASKS = Path(__file__).resolve().parent / "harbor_tasks"
 SHAPES = sorted(p.name for p in TASKS.iterdir() if p.is_dir())
@@ -28,7 +29,7 @@ def hud_eval(home: Path, *args: str, timeout: float = 300) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "hud", "eval", *args, "--yes", "--json"],
         cwd=REPO,
-        env=hud_child_env(home),
+        env=hud_env(home),
         capture_output=True,
         text=True,
         timeout=timeout,

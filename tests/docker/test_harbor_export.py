@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, hud_child_env, labelled_containers
+from conftest import REPO, labelled_containers
 
 from hud.agents.offline import NopAgent, OracleAgent
 from hud.integrations.harbor import adapt, export
+from tests.conftest import hud_env
 
 HARBOR = REPO / ".peer" / "harbor" / "bin" / "harbor"
 
@@ -23,7 +24,7 @@ def demo(tmp_path: Path) -> Path:
     subprocess.run(
         [sys.executable, "-m", "hud", "init", "demo"],
         cwd=tmp_path,
-        env=hud_child_env(tmp_path),
+        env=hud_env(tmp_path),
         check=True,
         capture_output=True,
         timeout=60,
@@ -64,7 +65,7 @@ async def test_exported_task_runs_under_official_harbor(
 ) -> None:
     folders = await export(demo / "tasks.py", tmp_path / "out")
     jobs = tmp_path / "jobs"
-    env = {**hud_child_env(tmp_path), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env = {**hud_env(tmp_path), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     env["PATH"] = os.environ.get("PATH", "")
     proc = subprocess.run(
         [str(HARBOR), "run", "-p", str(folders[0]), "-a", "oracle", "-o", str(jobs), "-n", "1"],
