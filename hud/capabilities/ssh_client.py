@@ -133,7 +133,7 @@ class SSHClient:
     ) -> CommandResult:
         """Run ``command`` (``bash -lc`` on the server) and collect its output as text."""
         code, out, err, timed_out = await self._run(_with_cwd(command, cwd), timeout, input)
-        return CommandResult(code, _text(out), _text(err), timed_out)
+        return CommandResult(code, as_text(out), as_text(err), timed_out)
 
     async def exec(
         self, command: str, *, cwd: str | None = None, timeout: float | None = None
@@ -203,7 +203,7 @@ class SSHClient:
         command = f"ls -1A -- {shlex.quote(path)}"
         code, out, err, timed_out = await self._run(command, timeout, None)
         _check(path, code, err, timed_out)
-        return sorted(line for line in _text(out).split("\n") if line)
+        return sorted(line for line in as_text(out).split("\n") if line)
 
     async def sftp(self) -> Any:
         """An `asyncssh.SFTPClient` on this connection (close it when done)."""
@@ -234,7 +234,7 @@ def _check(path: str, code: int | None, err: bytes, timed_out: bool) -> None:
     if timed_out:
         raise TimeoutError(f"{path}: timed out")
     if code != 0:
-        raise file_error(path, _text(err))
+        raise file_error(path, as_text(err))
 
 
 def _bytes(value: Any) -> bytes:
@@ -245,7 +245,8 @@ def _bytes(value: Any) -> bytes:
     return bytes(value)
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """Command output as text (bytes decoded as UTF-8, undecodable bytes replaced)."""
     if value is None:
         return ""
     if isinstance(value, (bytes, bytearray)):

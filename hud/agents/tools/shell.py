@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hud.agents.tools.base import ToolError, ToolTimeoutError
+from hud.capabilities.ssh_client import as_text
 
 __all__ = [
     "GLOB_LIMIT",
@@ -39,14 +40,6 @@ GLOB_LIMIT = 500
 READ_LIMIT = 2000
 #: Seconds allowed beyond the tool timeout for the client to report the timeout itself.
 TIMEOUT_GRACE = 10.0
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", errors="replace")
-    return str(value)
 
 
 def middle_cut(text: str, limit: int = MAX_OUTPUT) -> str:
@@ -117,8 +110,8 @@ class ShellOps:
         out = CommandOutput(
             command=command,
             exit_code=getattr(result, "exit_code", None),
-            stdout=_text(getattr(result, "stdout", "")),
-            stderr=_text(getattr(result, "stderr", "")),
+            stdout=as_text(getattr(result, "stdout", "")),
+            stderr=as_text(getattr(result, "stderr", "")),
             timed_out=bool(getattr(result, "timed_out", False)),
         )
         if out.timed_out:
