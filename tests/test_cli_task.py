@@ -26,6 +26,14 @@ BANANA_PROMPT = "How many times does 'a' appear in: 'banana'?"
 # -- helpers ----------------------------------------------------------------------------------
 
 
+def assert_grades_one(
+    run_hud: Callable[..., Any], task: str, answer: str, url: str, cwd: Path, home: Any = None
+) -> None:
+    """``hud task grade TASK --answer ANSWER --url URL`` prints ``1.0``."""
+    proc = run_hud("task", "grade", task, "--answer", answer, "--url", url, cwd=cwd, home=home)
+    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -270,12 +278,8 @@ def test_grade_never_grades_another_task(
     for slug in (STRAWBERRY, BANANA):
         proc = run_hud("task", "start", slug, "--url", served.url, cwd=demo_project)
         assert proc.returncode == 0, proc.stderr
-    proc = run_hud("task", "grade", BANANA, "--answer", "3", "--url", served.url, cwd=demo_project)
-    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
-    proc = run_hud(
-        "task", "grade", STRAWBERRY, "--answer", "4", "--url", served.url, cwd=demo_project
-    )
-    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
+    assert_grades_one(run_hud, BANANA, "3", served.url, demo_project)
+    assert_grades_one(run_hud, STRAWBERRY, "4", served.url, demo_project)
 
 
 def test_grade_by_id_and_args_without_remembered_session(
@@ -287,30 +291,8 @@ def test_grade_by_id_and_args_without_remembered_session(
     for slug in (STRAWBERRY, BANANA):
         proc = run_hud("task", "start", slug, "--url", served.url, cwd=demo_project)
         assert proc.returncode == 0, proc.stderr
-    proc = run_hud(
-        "task",
-        "grade",
-        BANANA,
-        "--answer",
-        "3",
-        "--url",
-        served.url,
-        cwd=demo_project,
-        home=other_home,
-    )
-    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
-    proc = run_hud(
-        "task",
-        "grade",
-        STRAWBERRY,
-        "--answer",
-        "4",
-        "--url",
-        served.url,
-        cwd=demo_project,
-        home=other_home,
-    )
-    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
+    assert_grades_one(run_hud, BANANA, "3", served.url, demo_project, home=other_home)
+    assert_grades_one(run_hud, STRAWBERRY, "4", served.url, demo_project, home=other_home)
 
 
 def test_grade_other_task_starts_it_instead_of_adopting(
@@ -321,31 +303,9 @@ def test_grade_other_task_starts_it_instead_of_adopting(
     proc = run_hud("task", "start", STRAWBERRY, "--url", served.url, cwd=demo_project)
     assert proc.returncode == 0, proc.stderr
     # only STRAWBERRY is parked; grading BANANA must not adopt it
-    proc = run_hud(
-        "task",
-        "grade",
-        BANANA,
-        "--answer",
-        "3",
-        "--url",
-        served.url,
-        cwd=demo_project,
-        home=other_home,
-    )
-    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
+    assert_grades_one(run_hud, BANANA, "3", served.url, demo_project, home=other_home)
     # the parked STRAWBERRY is still there and gets its own answer
-    proc = run_hud(
-        "task",
-        "grade",
-        STRAWBERRY,
-        "--answer",
-        "4",
-        "--url",
-        served.url,
-        cwd=demo_project,
-        home=other_home,
-    )
-    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
+    assert_grades_one(run_hud, STRAWBERRY, "4", served.url, demo_project, home=other_home)
 
 
 def test_index_tokens(run_hud: Callable[..., Any], demo_project: Path, served: Any) -> None:
@@ -353,10 +313,8 @@ def test_index_tokens(run_hud: Callable[..., Any], demo_project: Path, served: A
     assert (proc.returncode, proc.stdout) == (0, BANANA_PROMPT + "\n"), proc.stderr
     proc = run_hud("task", "start", "0", "--url", served.url, cwd=demo_project)
     assert (proc.returncode, proc.stdout) == (0, STRAWBERRY_PROMPT + "\n"), proc.stderr
-    proc = run_hud("task", "grade", "1", "--answer", "3", "--url", served.url, cwd=demo_project)
-    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
-    proc = run_hud("task", "grade", "0", "--answer", "4", "--url", served.url, cwd=demo_project)
-    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
+    assert_grades_one(run_hud, "1", "3", served.url, demo_project)
+    assert_grades_one(run_hud, "0", "4", served.url, demo_project)
 
 
 def test_answer_file_stdin_and_path(
