@@ -455,14 +455,12 @@ def _prepare_new(
             hint += " (or agent = ... under [eval] in .hud_eval.toml)"
         raise CLIError("no agent given", hint=hint)
     try:
-        spec = resolve_agent(agent, model or ev.get("model"))
-        from_file: dict[str, Any] = {}
-        if project is not None:
-            from_file = project.agent_settings([spec.type, spec.name])
-            if model is None:
-                model = ev.get("model") or from_file.pop("model", None)
-                spec = resolve_agent(agent, model)
-            from_file.pop("model", None)
+        named = resolve_agent(agent)  # its type and name pick the file's agent sections
+        from_file = project.agent_settings([named.type, named.name]) if project else {}
+        file_model = from_file.pop("model", None)
+        if model is None:
+            model = ev.get("model") or file_model
+        spec = resolve_agent(agent, model)
         from_cli = parse_config(config, spec)
     except UnknownAgentError as exc:
         raise CLIError(str(exc)) from None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,9 @@ def find_project_config(cwd: Path | None = None) -> Path | None:
     return None
 
 
-def load_project_config(path: Path, lookup: Any = None) -> ProjectConfig:
+def load_project_config(
+    path: Path, lookup: Callable[[str], str | None] | None = None
+) -> ProjectConfig:
     """Parse ``path``; ``lookup(name) -> str | None`` fills ``${VAR}`` (default: hud settings).
 
     Raises `ProjectConfigError` for unreadable TOML or values of the wrong type.
@@ -142,7 +144,7 @@ def load_project_config(path: Path, lookup: Any = None) -> ProjectConfig:
     return config
 
 
-def _fill(value: Any, lookup: Any) -> Any:
+def _fill(value: Any, lookup: Callable[[str], str | None]) -> Any:
     if isinstance(value, str):
         return _VAR.sub(lambda m: lookup(m.group(1)) or "", value)
     if isinstance(value, list):
@@ -160,8 +162,8 @@ def _check_eval(table: dict[str, Any], where: str, warnings: list[str]) -> dict[
             known = ", ".join(sorted(EVAL_KEYS))
             warnings.append(f"{where}: [eval] key {key!r} ignored (known keys: {known})")
             continue
-        ok = isinstance(value, types) and not (bool in (type(value),) and bool not in types)
-        if not ok:
+        # bool is an int to isinstance: true/false only where booleans are asked for
+        if not isinstance(value, types) or (type(value) is bool and bool not in types):
             wanted = " or ".join(_TYPE_NAMES.get(t, "a number") for t in types)
             raise ProjectConfigError(
                 f"{where}: [eval] {key} must be {wanted}, got {value!r}; fix or remove the line"
