@@ -25,6 +25,7 @@ __all__ = [
     "pick_screen",
     "screen_size",
     "screens_to_open",
+    "wheel_clicks",
     "x11_combo",
     "x11_key",
 ]
@@ -89,7 +90,8 @@ def x11_key(name: str) -> str:
     if name == " ":
         return "space"
     key = name.strip()
-    mapped = X11_KEYS.get(key.lower())
+    low = key.lower()
+    mapped = X11_KEYS.get(low) or X11_KEYS.get(re.sub(r"[-_ ]", "", low))  # Page_Up, page-up
     if mapped is not None:
         return mapped
     if len(key) == 1 and key.isalpha():
@@ -137,6 +139,18 @@ def add_screen_tools(tools: list[AgentTool], screen: list[AgentTool]) -> list[Ag
                 raise ValueError(f"tool {other.name!r} clashes with a computer-use tool")
             other.name = sanitize_tool_name(f"{other.capability}__{other.upstream}")
     return [*tools, *screen]
+
+
+#: Scroll pixels per wheel click on clients that scroll by clicks (`RFBClient`, `CDPClient`).
+WHEEL_PIXELS = 100
+
+
+def wheel_clicks(pixels: int) -> int:
+    """Signed wheel clicks for a scroll of ``pixels`` (at least one click unless 0)."""
+    if not pixels:
+        return 0
+    clicks = max(1, round(abs(pixels) / WHEEL_PIXELS))
+    return clicks if pixels > 0 else -clicks
 
 
 def screen_size(client: Any, default: tuple[int, int] = (1024, 768)) -> tuple[int, int]:

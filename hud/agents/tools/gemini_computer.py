@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result
+from hud.agents.tools.computer import wheel_clicks, x11_key
 from hud.eval.trace import MCPToolResult
 
 __all__ = [
@@ -44,66 +45,19 @@ ENVIRONMENT = "ENVIRONMENT_BROWSER"
 BROWSER_ONLY = ("open_web_browser", "navigate", "search", "go_back", "go_forward")
 #: Upper bound of the model's normalized coordinates.
 SCALE = 1000
-#: Default ``scroll_at`` magnitude (normalized) and pixels per wheel click.
+#: Default ``scroll_at`` magnitude (normalized).
 MAGNITUDE = 800
-WHEEL_PIXELS = 100
 SEARCH_URL = "https://www.google.com"
-
-#: Gemini/Playwright key names -> X11 keysym names (others pass through).
-_KEYS = {
-    "control": "control_l",
-    "ctrl": "control_l",
-    "shift": "shift_l",
-    "alt": "alt_l",
-    "option": "alt_l",
-    "meta": "super_l",
-    "command": "super_l",
-    "cmd": "super_l",
-    "super": "super_l",
-    "win": "super_l",
-    "enter": "Return",
-    "return": "Return",
-    "backspace": "BackSpace",
-    "tab": "Tab",
-    "escape": "Escape",
-    "esc": "Escape",
-    "delete": "Delete",
-    "insert": "Insert",
-    "home": "Home",
-    "end": "End",
-    "pageup": "Page_Up",
-    "pagedown": "Page_Down",
-    "arrowup": "Up",
-    "arrowdown": "Down",
-    "arrowleft": "Left",
-    "arrowright": "Right",
-    "up": "Up",
-    "down": "Down",
-    "left": "Left",
-    "right": "Right",
-    "space": "space",
-    "capslock": "Caps_Lock",
-}
 
 
 def x11_combo(keys: str | list[str]) -> str:
-    """``"Control+A"`` (or ``["Control", "A"]``) -> ``"control_l+a"``."""
+    """``"Control+A"`` (or ``["Control", "A"]``) -> ``"control_l+a"`` (key names as
+    `hud.agents.tools.computer.x11_key` maps them)."""
     parts = keys if isinstance(keys, list) else str(keys).split("+")
-    out = []
-    for raw in parts:
-        part = str(raw).strip()
-        if not part:
-            continue
-        name = part.lower().replace("_", "").replace("-", "").replace(" ", "")
-        if name in _KEYS:
-            out.append(_KEYS[name])
-        elif len(part) == 1:
-            out.append(part.lower() if part.isalpha() else part)
-        else:
-            out.append(part)
-    if not out:
+    names = [str(raw).strip() for raw in parts if str(raw).strip()]
+    if not names:
         raise ToolError("'keys' names no key")
-    return "+".join(out)
+    return "+".join(x11_key(name) for name in names)
 
 
 def denormalize(value: Any, extent: int, name: str) -> int:
@@ -293,7 +247,7 @@ class GeminiScreen:
         await self.client.press(x11_combo(keys))
 
     async def _scroll(self, x: int, y: int, direction: str, pixels: int) -> None:
-        clicks = max(1, round(pixels / WHEEL_PIXELS))
+        clicks = max(1, wheel_clicks(pixels))
         if direction in ("up", "down"):
             await self.client.scroll(x, y, -clicks if direction == "up" else clicks)
         elif direction in ("left", "right"):

@@ -14,7 +14,7 @@ import asyncio
 from typing import Any
 
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result
-from hud.agents.tools.computer import screen_size, x11_combo, x11_key
+from hud.agents.tools.computer import screen_size, wheel_clicks, x11_combo, x11_key
 from hud.eval.trace import MCPToolResult
 
 __all__ = ["BLANK_PNG", "NATIVE_TYPE", "openai_computer_tool"]
@@ -25,8 +25,6 @@ NATIVE_TYPE = "computer_use_preview"
 ENVIRONMENTS = {"rfb": "linux", "cdp": "browser"}
 #: Seconds a ``wait`` action waits.
 WAIT_SECONDS = 1.0
-#: Scroll pixels per wheel click on clients that scroll by clicks only (`RFBClient`).
-WHEEL_PIXELS = 100
 #: A 1x1 PNG (base64) for answering a call when no screenshot could be taken.
 BLANK_PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ"
@@ -50,13 +48,6 @@ def _point(value: Any) -> tuple[int, int]:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return _int({"x": value[0]}, "x"), _int({"y": value[1]}, "y")
     raise ToolError(f"a path point must be {{x, y}}, got {value!r}")
-
-
-def _clicks(pixels: int) -> int:
-    if not pixels:
-        return 0
-    clicks = max(1, round(abs(pixels) / WHEEL_PIXELS))
-    return clicks if pixels > 0 else -clicks
 
 
 class OpenAIScreen:
@@ -138,7 +129,7 @@ class OpenAIScreen:
             await wheel(x, y, dx, dy)
             return
         await self.client.pointer(x, y, 0)
-        await self.client.scroll(x, y, _clicks(dy), horizontal=_clicks(dx))
+        await self.client.scroll(x, y, wheel_clicks(dy), horizontal=wheel_clicks(dx))
 
     async def do_wait(self, action: dict[str, Any]) -> None:
         await asyncio.sleep(WAIT_SECONDS)
