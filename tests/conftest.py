@@ -12,13 +12,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: This test run's id: every container the run causes (here or in a `hud` child) carries it as
+#: the ``io.hud.session`` label (hud.eval.runtimes.docker.SESSION_ENV), so the run reaps only its
+#: own containers, never those of other processes sharing the daemon.
+RUNTIME_SESSION_ENV = "HUD_RUNTIME_SESSION"
+os.environ.setdefault(RUNTIME_SESSION_ENV, f"pytest-{os.getpid()}-{os.urandom(4).hex()}")
+
 
 # -- CLI subprocess helpers (tests/test_cli_task.py, tests/test_cli_serve.py) -----------------
 
 
 def hud_env(home: Path) -> dict[str, str]:
     """Environment for a `python -m hud` child: repo on PYTHONPATH, HOME = ``home``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUD_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("HUD_") or k == RUNTIME_SESSION_ENV
+    }
     env.update(
         HOME=str(home),
         PYTHONPATH=str(REPO),

@@ -2,11 +2,14 @@
 
 No image registry is reachable, so `images.py` builds the base images with debootstrap and
 ``docker import`` (cached by tag). Without a daemon that can start, every test here is skipped
-with the reason. After the session no container we labelled may be left behind.
+with the reason. After the session no container this test run caused may be left behind; only
+those (labelled with the run's ``io.hud.session``, see tests/conftest.py) are ever reaped here,
+never other processes' containers on the shared daemon.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -86,24 +89,46 @@ def hud_image(python_image: str) -> str:
     return images.hud_image()
 
 
-def labelled_containers(owner: str | None = None) -> list[dict]:
-    from hud.eval.runtimes.docker import LABEL, OWNER_LABEL, docker_client
+def session_id() -> str:
+    from hud.eval.runtimes.docker import SESSION_ENV
 
-    found = docker_client().api.containers(all=True, filters={"label": LABEL})
+    return os.environ[SESSION_ENV]
+
+
+def labelled_containers(owner: str | None = None) -> list[dict]:
+    """Labelled containers this test run caused (of ``owner`` only, when given)."""
+    from hud.eval.runtimes.docker import LABEL, OWNER_LABEL, SESSION_LABEL, docker_client
+
+    wanted = [LABEL, f"{SESSION_LABEL}={session_id()}"]
+    found = docker_client().api.containers(all=True, filters={"label": wanted})
     if owner is None:
         return found
     return [c for c in found if (c.get("Labels") or {}).get(OWNER_LABEL) == owner]
 
 
+def labelled_networks() -> list[dict]:
+    """Labelled networks this test run caused."""
+    from hud.eval.runtimes.docker import LABEL, SESSION_LABEL, docker_client
+
+    wanted = [LABEL, f"{SESSION_LABEL}={session_id()}"]
+    return docker_client().api.networks(filters={"label": wanted})
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_leftovers() -> Iterator[None]:
-    """Fail the session if any labelled container outlives it."""
+    """Fail the session if a container this run caused outlives it (and remove those only)."""
     yield
     if docker_reason():
         return
+    from hud.eval.runtimes.docker import docker_client
+
+    api = docker_client().api
     left = labelled_containers()
     names = [c.get("Names") for c in left]
-    from hud.eval.runtimes.docker import reap
-
-    reap(dead_only=False)
+    for info in left:
+        with contextlib.suppress(Exception):
+            api.remove_container(info["Id"], force=True, v=True)
+    for net in labelled_networks():
+        with contextlib.suppress(Exception):
+            api.remove_network(net["Id"])
     assert not left, f"containers left behind by the suite: {names}"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import labelled_containers
+from conftest import labelled_containers, labelled_networks
 
 from hud import Task, Taskset
 from hud.agents.base import Agent
@@ -187,8 +187,7 @@ async def test_compose_project_with_main(box_image: str, base_image: str, tmp_pa
     run = job.runs[0]
     assert run.reward == 1.0, run.trace
     assert not labelled_containers(owner_id())
-    nets = docker_client().api.networks(filters={"label": "io.hud.runtime"})
-    assert not nets
+    assert not labelled_networks()
 
 
 async def test_compose_without_main_is_readable(base_image: str, tmp_path: Path) -> None:

@@ -50,6 +50,10 @@ log = logging.getLogger("hud.eval")
 LABEL = "io.hud.runtime"
 #: ``<hostname>:<pid>`` of the process that owns the container.
 OWNER_LABEL = "io.hud.owner"
+#: Environment variable naming a session (e.g. one test run, across its subprocesses); when set,
+#: its value is put on every container/network we start as `SESSION_LABEL`.
+SESSION_ENV = "HUD_RUNTIME_SESSION"
+SESSION_LABEL = "io.hud.session"
 #: Environment variable carrying the per-container control token (G2).
 TOKEN_ENV = "HUD_CONTROL_TOKEN"
 #: At most this many containers are kept started ahead of need (per image and config).
@@ -119,8 +123,12 @@ def _short(exc: BaseException) -> str:
 
 
 def labels(kind: str, **extra: str) -> dict[str, str]:
-    """The labels of a container/network started by this process."""
-    return {LABEL: kind, OWNER_LABEL: owner_id(), **extra}
+    """The labels of a container/network started by this process (and its session, if any)."""
+    out = {LABEL: kind, OWNER_LABEL: owner_id()}
+    session = os.environ.get(SESSION_ENV)
+    if session:
+        out[SESSION_LABEL] = session
+    return {**out, **extra}
 
 
 # -- cleanup -------------------------------------------------------------------------------
