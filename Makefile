@@ -4,12 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PEER := .peer/hud
 
-.PHONY: demo test lint fmt peer peer-harbor bench clean
+.PHONY: demo test test-deps lint fmt peer peer-harbor bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@# Before the rename to "openhud" this tree installed as distribution "hud": drop that one.
+	$(BIN)/pip uninstall -q -y hud 2>/dev/null || true
+	$(BIN)/pip install -q -e '.[dev,platform]'
 	touch $@
 
 venv: $(BIN)/.installed
@@ -17,8 +19,13 @@ venv: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/hud eval examples/quickstart/tasks.py oracle --all --yes
 
-test: $(BIN)/.installed
+# Installs what the suite needs first (as .ci/run does): the official peer packages and, as root,
+# the Debian packages and Docker; so a fresh clone's `make test` runs what CI runs.
+test: $(BIN)/.installed test-deps
 	$(BIN)/pytest -q
+
+test-deps:
+	bash .ci/test-deps.sh
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

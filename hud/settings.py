@@ -1,8 +1,9 @@
 """Settings: explicit kwargs > process env > ``./.env`` > ``~/.hud/.env`` (``hud set``).
 
-Imported at CLI start-up, so this module uses the standard library only. A key defined by a
-higher-precedence source wins even when its value is empty (``HUD_API_KEY=`` in the process
-environment hides a saved key); the typed properties treat empty values as unset.
+Imported at CLI start-up; ``.env`` files are parsed with python-dotenv (imported on first
+read). A key defined by a higher-precedence source wins even when its value is empty
+(``HUD_API_KEY=`` in the process environment hides a saved key); the typed properties treat
+empty values as unset.
 """
 
 from __future__ import annotations
@@ -70,66 +71,28 @@ USER_ENV_HEADER = (
 )
 
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ASSIGN_RE = re.compile(r"[ \t]*(?:export[ \t]+)?([A-Za-z_][A-Za-z0-9_.\-]*)[ \t]*=[ \t]*")
 _SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9_@%+=:,./~^-]+")
-_DQ_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
 
 
 # -- .env files ------------------------------------------------------------------------
-def _read_quoted(text: str, pos: int, quote: str) -> tuple[str, int] | None:
-    """Decode a quoted value starting after its opening quote; None when it is unterminated."""
-    out: list[str] = []
-    i = pos
-    while i < len(text):
-        ch = text[i]
-        if ch == quote:
-            return "".join(out), i + 1
-        if ch == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if quote == "'" and nxt in "\\'":
-                out.append(nxt)
-                i += 2
-                continue
-            if quote == '"' and nxt in _DQ_ESCAPES:
-                out.append(_DQ_ESCAPES[nxt])
-                i += 2
-                continue
-        out.append(ch)
-        i += 1
-    return None
-
-
 def parse_dotenv(text: str) -> dict[str, str]:
-    """Parse ``.env`` text: ``KEY=VALUE`` lines, ``export`` prefix, quotes, ``#`` comments.
+    """Parse ``.env`` text with python-dotenv (no ``${VAR}`` interpolation).
 
-    Single-quoted values decode ``\\\\`` and ``\\'``; double-quoted values also decode
-    ``\\n``, ``\\r``, ``\\t`` and ``\\"``; quoted values may span lines. Unquoted values end at
-    `` #``. Lines that are not assignments are ignored; a later assignment wins.
+    ``KEY=VALUE`` lines, ``export`` prefix, ``#`` comments; single-quoted values decode
+    ``\\\\`` and ``\\'``, double-quoted values also the usual escapes (``\\n``, ``\\t``,
+    ``\\"``, ...); quoted values may span lines. Unquoted values end at `` #``. Lines that are
+    not assignments (and bare keys without ``=``) are ignored; a later assignment wins.
     """
+    import io
+
+    from dotenv.parser import parse_stream
+
     values: dict[str, str] = {}
-    pos, end = 0, len(text)
-    while pos < end:
-        eol = text.find("\n", pos)
-        eol = end if eol < 0 else eol
-        match = _ASSIGN_RE.match(text, pos, eol)
-        if match is None or text[pos:eol].lstrip().startswith("#"):
-            pos = eol + 1
-            continue
-        key, vpos = match.group(1), match.end()
-        if vpos < end and text[vpos] in "'\"":
-            decoded = _read_quoted(text, vpos + 1, text[vpos])
-            if decoded is not None:
-                values[key] = decoded[0]
-                nl = text.find("\n", decoded[1])
-                pos = end if nl < 0 else nl + 1
-                continue
-        raw = text[vpos:eol]
-        if raw.startswith("#"):
-            raw = ""
-        values[key] = re.sub(r"[ \t]+#.*", "", raw).strip()
-        pos = eol + 1
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
     return values
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hud.cli.init_cmd import env_name_for, project_name_for
+from hud.version import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = {"env.py", "tasks.py", "pyproject.toml", "Dockerfile.hud", "README.md", ".dockerignore"}
@@ -61,9 +64,11 @@ def clean_imports(project: Path) -> Iterator[Path]:
 
 
 def test_init_writes_scaffold(project: Path, tmp_path: Path) -> None:
-    assert {p.name for p in project.iterdir()} == FILES
+    wheel = f"openhud-{__version__}-py3-none-any.whl"
+    assert {p.name for p in project.iterdir()} == {*FILES, wheel}
     for path in project.iterdir():
-        assert "{{" not in path.read_text(), path.name
+        if path.suffix != ".whl":
+            assert "{{" not in path.read_text(), path.name
     env_py = (project / "env.py").read_text()
     assert "from hud import Environment" in env_py
     assert 'Environment(name="my_env")' in env_py
@@ -71,11 +76,29 @@ def test_init_writes_scaffold(project: Path, tmp_path: Path) -> None:
     assert 'if __name__ == "__main__":' in env_py and "asyncio.run(env.serve())" in env_py
     pyproject = (project / "pyproject.toml").read_text()
     assert 'name = "my-env"' in pyproject and 'version = "0.1.0"' in pyproject
-    assert 'requires-python = ">=3.11"' in pyproject and '"hud"' in pyproject
+    assert 'requires-python = ">=3.11"' in pyproject
+    # Ours by default (the wheel of the hud that wrote the project), the official one named.
+    config = tomllib.loads(pyproject)
+    assert config["project"]["dependencies"] == ["openhud"]
+    assert config["tool"]["uv"]["sources"]["openhud"] == {"path": wheel}
+    assert '"hud>=0.6.21,<0.7"' in pyproject
     dockerfile = (project / "Dockerfile.hud").read_text()
+    assert f"ARG HUD_SPEC=./{wheel}\n" in dockerfile and "HUD_SPEC=hud==0.6.21" in dockerfile
     assert "FROM python:3.11-slim" in dockerfile and "EXPOSE 8765" in dockerfile
     assert 'CMD ["hud", "serve", "env.py", "--host", "0.0.0.0", "--port", "8765"]' in dockerfile
     assert ".env" in (project / ".dockerignore").read_text().split()
+
+
+def test_init_wheel_installs_hud_as_openhud(project: Path) -> None:
+    """The wheel is distribution "openhud" with import package `hud` and command `hud`."""
+    (wheel,) = project.glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta = zf.read(f"openhud-{__version__}.dist-info/METADATA").decode()
+        entry = zf.read(f"openhud-{__version__}.dist-info/entry_points.txt").decode()
+    assert "hud/__init__.py" in names and "hud/cli/main.py" in names
+    assert "Name: openhud\n" in meta and "Requires-Dist: python-dotenv" in meta
+    assert "hud = hud.cli.main:main" in entry
 
 
 def test_init_prints_next_steps(tmp_path: Path) -> None:

@@ -181,6 +181,13 @@ def test_parse_dotenv() -> None:
     }
 
 
+def test_parse_dotenv_follows_python_dotenv() -> None:
+    """The same values python-dotenv (what most tools read .env with) gives: every escape a
+    double-quoted value may hold, and a line with junk after its closing quote is skipped."""
+    text = 'H="x\\fy\\tz"\nJ="a" junk\nK=ok\nL="unterminated\n'
+    assert hs.parse_dotenv(text) == {"H": "x\fy\tz", "K": "ok"}
+
+
 @pytest.mark.parametrize(
     "value", ["plain", "", "x y", "it's", 'q"q', "a\\b", "trail\\", "#x", "l1\nl2", " pad "]
 )

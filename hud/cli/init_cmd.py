@@ -50,17 +50,19 @@ def project_name_for(dirname: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", dirname.lower()).strip("-") or "hud-env"
 
 
-def render(preset: str, env_name: str, project_name: str) -> dict[str, str]:
-    """The preset's files, ``{{env_name}}`` and ``{{project_name}}`` filled in."""
+def render(preset: str, env_name: str, project_name: str, hud_wheel: str) -> dict[str, str]:
+    """The preset's files, ``{{env_name}}``, ``{{project_name}}`` and ``{{hud_wheel}}`` (the
+    file name of the running hud's wheel, which the project installs) filled in."""
     from importlib.resources import files
 
     scaffold = files("hud.cli").joinpath("scaffold")
+    fields = {"env_name": env_name, "project_name": project_name, "hud_wheel": hud_wheel}
     out: dict[str, str] = {}
     for target, template in PRESETS[preset][1].items():
         text = scaffold.joinpath(template).read_text(encoding="utf-8")
-        out[target] = text.replace("{{env_name}}", env_name).replace(
-            "{{project_name}}", project_name
-        )
+        for key, value in fields.items():
+            text = text.replace("{{" + key + "}}", value)
+        out[target] = text
     return out
 
 
@@ -114,15 +116,19 @@ def init_command(
             hint="choose another name or --dir, or pass --force to overwrite the scaffold files",
         )
 
+    from hud.eval.runtimes.wheel import wheel_bytes
+
     dirname = target.resolve().name
     env_name = env_name_for(dirname)
-    files = render(preset, env_name, project_name_for(dirname))
+    wheel_name, wheel_data = wheel_bytes()  # the project installs the hud that created it
+    files = render(preset, env_name, project_name_for(dirname), wheel_name)
 
     created = not target.exists()
     try:
         target.mkdir(parents=True, exist_ok=True)
         for rel, text in files.items():
             (target / rel).write_text(text, encoding="utf-8")
+        (target / wheel_name).write_bytes(wheel_data)
     except OSError as exc:
         if created:
             shutil.rmtree(target, ignore_errors=True)
@@ -130,7 +136,7 @@ def init_command(
 
     out = console()
     out.print(f"Created environment [bold]{escape(env_name)}[/] in {escape(str(target))}")
-    for rel in files:
+    for rel in [*files, wheel_name]:
         out.print(f"  {escape(rel)}")
     out.print()
     out.print("[bold]Next steps[/]")

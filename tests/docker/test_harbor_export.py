@@ -42,7 +42,7 @@ async def test_export_layout(demo: Path, tmp_path: Path) -> None:
     assert "/workspace/answer.txt" in (task / "instruction.md").read_text()
     dockerfile = (task / "environment" / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["/hud_entrypoint.sh"]' in dockerfile
-    assert list((task / "environment").glob("hud-*.whl"))
+    assert list((task / "environment").glob("openhud-*.whl"))
     assert "printf '%s' 4" in (task / "solution" / "solve.sh").read_text()
     assert "hud task grade count" in (task / "tests" / "test.sh").read_text()
 

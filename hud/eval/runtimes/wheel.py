@@ -1,6 +1,6 @@
 """Build a wheel of the running ``hud`` package, offline, so images install this source tree.
 
-``python -m hud.eval.runtimes.wheel DIR`` writes ``hud-<version>-py3-none-any.whl`` into DIR and
+``python -m hud.eval.runtimes.wheel DIR`` writes ``openhud-<version>-py3-none-any.whl`` into DIR and
 prints its path; then ``docker build -f Dockerfile.hud --build-arg HUD_SPEC=./<wheel> .``.
 """
 
@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import hud
-from hud.version import __version__
+from hud.version import DIST_NAME, __version__
 
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
@@ -27,12 +27,12 @@ def _requirements() -> tuple[list[str], str]:
         import tomllib
 
         data = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-        if data.get("name") == "hud":
+        if data.get("name") == DIST_NAME:
             return list(data.get("dependencies", [])), str(data.get("requires-python", ""))
     from importlib import metadata
 
     try:
-        dist = metadata.distribution("hud")
+        dist = metadata.distribution(DIST_NAME)
     except metadata.PackageNotFoundError:
         return [], ""
     reqs = [r for r in (dist.requires or []) if "extra ==" not in r]
@@ -52,8 +52,8 @@ def _files() -> list[tuple[str, bytes]]:
 def wheel_bytes() -> tuple[str, bytes]:
     """(file name, bytes) of a pure-Python wheel of the running package."""
     reqs, requires_python = _requirements()
-    dist_info = f"hud-{__version__}.dist-info"
-    meta = ["Metadata-Version: 2.1", "Name: hud", f"Version: {__version__}"]
+    dist_info = f"{DIST_NAME}-{__version__}.dist-info"
+    meta = ["Metadata-Version: 2.1", f"Name: {DIST_NAME}", f"Version: {__version__}"]
     if requires_python:
         meta.append(f"Requires-Python: {requires_python}")
     meta += [f"Requires-Dist: {r}" for r in reqs]
@@ -79,7 +79,7 @@ def wheel_bytes() -> tuple[str, bytes]:
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, data)
-    return f"hud-{__version__}-py3-none-any.whl", buf.getvalue()
+    return f"{DIST_NAME}-{__version__}-py3-none-any.whl", buf.getvalue()
 
 
 def build_wheel(out_dir: str | Path) -> Path:

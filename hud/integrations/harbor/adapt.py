@@ -27,6 +27,7 @@ from hud.integrations.harbor.taskdir import (
     is_task_dir,
     load_task,
 )
+from hud.version import DIST_NAME
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def _scaled(value: float | None, multiplier: float) -> float | None:
 def adapt(
     path: str | Path,
     *,
-    hud_requirement: str = "hud",
+    hud_requirement: str = DIST_NAME,
     timeout_multiplier: float = 1.0,
     agent_timeout_multiplier: float | None = None,
     verifier_timeout_multiplier: float | None = None,

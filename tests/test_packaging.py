@@ -1,0 +1,88 @@
+"""Packaging: the distribution's name and dependencies, and the newcomer's `make test`."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _imported_top_levels() -> set[str]:
+    """Top-level modules imported anywhere under hud/, at module level or inside functions."""
+    names: set[str] = set()
+    for path in (REPO / "hud").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_distribution_name_is_not_the_official_one() -> None:
+    from hud.version import DIST_NAME
+
+    assert PROJECT["name"] == DIST_NAME == "openhud"
+    assert PROJECT["scripts"] == {"hud": "hud.cli.main:main"}
+
+
+def test_every_imported_package_is_declared() -> None:
+    """A third-party import must come from a declared dependency, not another's transitive one
+    (``cryptography`` arrived only through asyncssh)."""
+    declared = {_name(r) for r in PROJECT["dependencies"]}
+    owners = metadata.packages_distributions()
+    stdlib = set(sys.stdlib_module_names) | {"__future__", "hud"}
+    missing = {}
+    for module in sorted(_imported_top_levels() - stdlib):
+        dists = {d.lower().replace("_", "-") for d in owners.get(module, [])}
+        if not dists & declared:
+            missing[module] = sorted(dists)
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_runtime_dependencies_are_bounded_and_test_only_ones_are_extras() -> None:
+    unbounded = [r for r in PROJECT["dependencies"] if "<" not in r]
+    assert not unbounded, f"no upper bound on the tested major: {unbounded}"
+    runtime = {_name(r) for r in PROJECT["dependencies"]}
+    assert "uvicorn" not in runtime and "pytest" not in runtime
+    extras = PROJECT["optional-dependencies"]
+    assert "uvicorn" in {_name(r) for r in extras["dev"]}
+    platform = {_name(r) for r in extras["platform"]}
+    assert {"fastapi", "sqlalchemy", "alembic", "psycopg", "uvicorn"} <= platform
+
+
+def test_make_test_installs_what_ci_installs() -> None:
+    """`make test` runs the shared setup script first (peers; as root, apt packages and Docker),
+    and CI's entry point runs `make test` rather than its own copy of those steps."""
+    dry = subprocess.run(
+        ["make", "-n", "-W", "pyproject.toml", "test"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if dry.returncode != 0:
+        pytest.skip(f"make -n failed: {dry.stderr.strip()[:200]}")
+    lines = dry.stdout.splitlines()
+    setup = next(i for i, line in enumerate(lines) if ".ci/test-deps.sh" in line)
+    pytest_run = next(i for i, line in enumerate(lines) if "pytest" in line)
+    assert setup < pytest_run
+    assert any("'.[dev,platform]'" in line for line in lines)
+    script = (REPO / ".ci" / "test-deps.sh").read_text(encoding="utf-8")
+    for step in (".ci/apt-packages", ".ci/docker-setup.sh", "peer peer-harbor"):
+        assert step in script
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in ci and "apt-get" not in ci and "make peer" not in ci
