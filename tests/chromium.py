@@ -78,7 +78,7 @@ async def load(port: int, html: str) -> tuple[int, int]:
     from urllib.parse import quote
 
     from hud.capabilities import Capability
-    from hud.capabilities.cdp_client import CDPClient
+    from hud.clients.cdp_client import CDPClient
 
     async with await CDPClient.connect(Capability.cdp(f"ws://127.0.0.1:{port}")) as page:
         await page.navigate("data:text/html," + quote(html))
@@ -88,7 +88,7 @@ async def load(port: int, html: str) -> tuple[int, int]:
 async def evaluate(port: int, expression: str) -> Any:
     """``expression`` evaluated in the browser's first page (promises awaited)."""
     from hud.capabilities import Capability
-    from hud.capabilities.cdp_client import CDPClient
+    from hud.clients.cdp_client import CDPClient
 
     async with await CDPClient.connect(Capability.cdp(f"ws://127.0.0.1:{port}")) as page:
         return await page.evaluate(expression)

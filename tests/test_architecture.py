@@ -48,3 +48,19 @@ def test_no_import_cycles_between_packages() -> None:
 def test_protocol_is_pure() -> None:
     edges = _module_level_edges()
     assert {target for target, _ in edges.get("protocol", set())} == set()
+
+
+def test_capabilities_are_pure_descriptors() -> None:
+    """`hud.capabilities` sits below both sides (servers in environment, clients in clients):
+    it imports no other hud package, not even inside a function."""
+    for path in (ROOT / "capabilities").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                assert parts[0] != "hud" or parts[1] == "capabilities", f"{path}: imports {name}"

@@ -23,9 +23,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from hud.capabilities import Capability
-from hud.capabilities.cdp_client import CDPClient, CDPError
-from hud.capabilities.mcp_client import MCPClient, MCPError, text_of
-from hud.capabilities.rfb_client import (
+from hud.clients import HudClient, connect
+from hud.clients.cdp_client import CDPClient, CDPError
+from hud.clients.mcp_client import MCPClient, MCPError, text_of
+from hud.clients.rfb_client import (
     ENC_RAW,
     RFBAuthError,
     RFBClient,
@@ -33,7 +34,6 @@ from hud.capabilities.rfb_client import (
     char_keysym,
     keysym,
 )
-from hud.clients import HudClient, connect
 from hud.environment import Environment
 from hud.environment.server import Server, bind
 from tests import screens
@@ -173,7 +173,7 @@ async def mcp_ws_server(token: str | None = None) -> AsyncIterator[int]:
     from websockets.datastructures import Headers
     from websockets.http11 import Response
 
-    from hud.capabilities.mcp_client import _parse_message
+    from hud.clients.mcp_client import _parse_message
 
     lowlevel = build_mcp_server()._lowlevel_server
 
@@ -434,7 +434,7 @@ async def devtools_close(port: int, target_id: str) -> None:
 
 
 def test_cdp_host_header_names_the_browser() -> None:
-    from hud.capabilities.cdp_client import _host_header
+    from hud.clients.cdp_client import _host_header
 
     assert _host_header("ws://127.0.0.1:9222") == "127.0.0.1:9222"
     assert _host_header("ws://[::1]:9222/devtools/page/x") == "[::1]:9222"
@@ -595,7 +595,13 @@ def test_keysyms() -> None:
 
 
 def test_open_knows_the_capability_protocols() -> None:
-    from hud.clients.client import CAPABILITY_CLIENTS
+    """Our clients are found by lookup (no registry filled when a module is imported)."""
+    from hud.clients import CDPClient, MCPClient, RFBClient, SSHClient, client_factory
+    from hud.clients.capability_clients import CAPABILITY_CLIENTS
 
-    for protocol in ("mcp/2025-11-25", "cdp/1.3", "rfb/3.8", "ssh/2"):
-        assert protocol in CAPABILITY_CLIENTS
+    assert CAPABILITY_CLIENTS == {}
+    expected = {"mcp/2025-11-25": MCPClient, "cdp/1.3": CDPClient, "rfb/3.8": RFBClient}
+    expected["ssh/2"] = SSHClient
+    for protocol, cls in expected.items():
+        assert client_factory(protocol) == cls.connect
+    assert client_factory("weird/9") is None

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from hud.capabilities import Capability
-from hud.capabilities.cdp_client import CDPClient, key_info
+from hud.clients.cdp_client import CDPClient, key_info
 from tests.chromium import chromium as start_chromium
 
 PAGE = """<!doctype html><html><head><style>

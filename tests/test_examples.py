@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from hud.agents import NopAgent, OracleAgent
-from hud.capabilities import CDPClient, MCPClient, RFBClient, SSHClient
-from hud.clients import connect
+from hud.clients import CDPClient, MCPClient, RFBClient, SSHClient, connect
 from hud.environment import load_environment
 from hud.environment.server import bind
 from hud.eval.runtime import Runtime

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from hud.capabilities import Capability
-from hud.capabilities.sandbox import bwrap_problem
-from hud.capabilities.ssh_client import CommandResult, SSHClient
-from hud.capabilities.workspace import Workspace
 from hud.clients import connect
+from hud.clients.ssh_client import CommandResult, SSHClient
+from hud.environment.workspace import Workspace
+from hud.environment.workspace.sandbox import bwrap_problem
 from hud.eval.runtimes.subprocess import SubprocessRuntime
 from hud.eval.task import Task
 from hud.graders import BashGrader

@@ -25,12 +25,13 @@ import pytest
 
 from hud import Environment
 from hud.capabilities import Capability
-from hud.capabilities.filetracking import diff_workspace
-from hud.capabilities.sandbox import bwrap_problem, etc_secrets
-from hud.capabilities.ssh_client import SSHClient
-from hud.capabilities.workspace import SFTP_SERVERS, Workspace
 from hud.clients import connect
+from hud.clients.ssh_client import SSHClient
 from hud.environment.server import bind
+from hud.environment.workspace import Workspace
+from hud.environment.workspace.sandbox import bwrap_problem, etc_secrets
+from hud.environment.workspace.sftp import SFTP_SERVERS
+from hud.eval.filetracking import diff_workspace
 from hud.eval.rollout import rollout
 from hud.eval.runtimes.subprocess import SubprocessRuntime
 from hud.graders import BashGrader

@@ -2,7 +2,7 @@
 
 On start the environment runs headless Chromium with a DevTools port on 127.0.0.1 and a small
 web server for its task pages. Agents drive the browser through the control port's tunnel
-(`run.client.open("browser")` returns `hud.capabilities.CDPClient`); the pages are only reachable
+(`run.client.open("browser")` returns `hud.clients.CDPClient`); the pages are only reachable
 from inside the environment, i.e. through the browser.
 
 Needs the Debian package chromium (or set HUD_CHROMIUM to a Chrome/Chromium binary).

@@ -2,7 +2,7 @@
 
 On start the environment runs Xvfb on a free display and x11vnc on a free loopback port. Agents
 see and drive the screen through the control port's tunnel with an RFB client: screenshots,
-keys and pointer events (`run.client.open("screen")` returns `hud.capabilities.RFBClient`).
+keys and pointer events (`run.client.open("screen")` returns `hud.clients.RFBClient`).
 
 Needs the Debian packages xvfb, x11vnc and x11-xserver-utils (xsetroot, xset).
 
@@ -197,7 +197,7 @@ def _rgb(text: str) -> tuple[int, int, int] | None:
 
 async def _until_vnc_shows(color: tuple[int, ...], timeout: float = 10.0) -> None:
     """Wait until x11vnc (which polls the X screen) serves the new background."""
-    from hud.capabilities.rfb_client import RFBClient
+    from hud.clients.rfb_client import RFBClient
 
     async with await RFBClient.connect(Capability.rfb(f"127.0.0.1:{_state['port']}")) as vnc:
         async with asyncio.timeout(timeout):
@@ -252,7 +252,7 @@ async def _press_caps_lock(run: Any) -> str:
 async def caps_lock():
     """Switch Caps Lock on with a key press over VNC."""
     if await _caps_lock_on():  # a previous task left it on: switch it off through our own VNC
-        from hud.capabilities.rfb_client import RFBClient
+        from hud.clients.rfb_client import RFBClient
 
         async with await RFBClient.connect(Capability.rfb(f"127.0.0.1:{_state['port']}")) as vnc:
             await vnc.key("Caps_Lock")

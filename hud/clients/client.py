@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from hud.capabilities import Capability, family
+from hud.clients.capability_clients import (  # noqa: F401  (re-exported)
+    CAPABILITY_CLIENTS,
+    client_factory,
+    register_capability_client,
+)
 from hud.protocol import (
     DEFAULT_MAX_FRAME,
     INTERNAL_ERROR,
@@ -26,14 +30,6 @@ log = logging.getLogger("hud.client")
 HEARTBEAT_INTERVAL = 120.0
 HEARTBEAT_TIMEOUT = 5.0
 DEFAULT_READY_TIMEOUT = 240.0
-
-#: protocol -> factory(capability) returning an opened capability client (async).
-CAPABILITY_CLIENTS: dict[str, Callable[[Capability], Any]] = {}
-
-
-def register_capability_client(protocol: str, factory: Callable[[Capability], Any]) -> None:
-    """Make `HudClient.open` return ``await factory(capability)`` for ``protocol``."""
-    CAPABILITY_CLIENTS[protocol] = factory
 
 
 def parse_address(url: str, default_port: int = 8765) -> tuple[str, int]:
@@ -414,7 +410,7 @@ class HudClient:
         cap = self.find_binding(ref)
         if cap.name in self._opened:
             return self._opened[cap.name]
-        factory = CAPABILITY_CLIENTS.get(cap.protocol)
+        factory = client_factory(cap.protocol)
         if factory is None:
             raise ValueError(
                 f"no client for protocol {cap.protocol!r}; use binding({ref!r}) for raw access"

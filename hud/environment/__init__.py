@@ -10,8 +10,7 @@ from hud.environment.loader import LoadError, load_environment
 from hud.environment.template import Template
 
 if TYPE_CHECKING:
-    from hud.capabilities.sandbox import DEFAULT_SYSTEM_MOUNTS, Mount, MountKind
-    from hud.capabilities.workspace import Peer, Workspace
+    from hud.environment.workspace import DEFAULT_SYSTEM_MOUNTS, Mount, MountKind, Peer, Workspace
 
 __all__ = [
     "DEFAULT_SYSTEM_MOUNTS",
@@ -35,11 +34,11 @@ __all__ = [
 
 #: Workspace names, imported on first use (they pull in asyncssh).
 _LAZY = {
-    "Workspace": "hud.capabilities.workspace",
-    "Peer": "hud.capabilities.workspace",
-    "Mount": "hud.capabilities.sandbox",
-    "MountKind": "hud.capabilities.sandbox",
-    "DEFAULT_SYSTEM_MOUNTS": "hud.capabilities.sandbox",
+    "Workspace": "hud.environment.workspace",
+    "Peer": "hud.environment.workspace",
+    "Mount": "hud.environment.workspace",
+    "MountKind": "hud.environment.workspace",
+    "DEFAULT_SYSTEM_MOUNTS": "hud.environment.workspace",
 }
 
 

@@ -13,7 +13,7 @@ from hud.capabilities import Capability
 from hud.environment.template import Template
 
 if TYPE_CHECKING:
-    from hud.capabilities.workspace import Workspace
+    from hud.environment.workspace import Workspace
 
 log = logging.getLogger("hud.environment")
 
@@ -151,8 +151,8 @@ class Environment:
         """A `Workspace` on ``root`` published as capability ``name`` (and ``filetracking``
         when tracking files; default: ``HUD_FILE_TRACKING_ENABLED``): started by an initialize
         hook, stopped by a shutdown hook. Each task's rollout starts from the root as prepared
-        and never sees another rollout's files (see `hud.capabilities.sessions`)."""
-        from hud.capabilities.workspace import Workspace
+        and never sees another rollout's files (see `hud.environment.workspace.sessions`)."""
+        from hud.environment.workspace import Workspace
 
         if track_files is None:
             from hud.settings import settings

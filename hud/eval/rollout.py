@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from hud.capabilities.filetracking import diff_workspace
 from hud.clients import connect
+from hud.eval.filetracking import diff_workspace
 from hud.eval.run import Grade, Run
 from hud.eval.task import Task
 from hud.eval.trace import Trace, system_step

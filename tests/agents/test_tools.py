@@ -33,7 +33,7 @@ def test_command_format_and_cut() -> None:
 
 
 async def test_mcp_proxies_prefix_names_with_several_servers(mcp_url: str) -> None:
-    from hud.capabilities.mcp_client import MCPClient
+    from hud.clients.mcp_client import MCPClient
 
     one = await MCPClient.connect(Capability.mcp(mcp_url, name="tools"))
     two = await MCPClient.connect(Capability.mcp(mcp_url, name="more"))

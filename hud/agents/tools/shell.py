@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hud.agents.tools.base import ToolError, ToolTimeoutError
-from hud.capabilities.ssh_client import as_text
+from hud.clients.ssh_client import as_text
 
 __all__ = [
     "GLOB_LIMIT",

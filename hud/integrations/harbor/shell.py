@@ -19,7 +19,7 @@ import threading
 import asyncssh
 
 from hud.capabilities import Capability
-from hud.capabilities.ssh_streams import channel_to_pipe, pipe_to_channel
+from hud.environment.workspace.ssh_streams import channel_to_pipe, pipe_to_channel
 from hud.eval.runtimes.docker import docker_client, in_thread
 
 log = logging.getLogger("hud.harbor")

@@ -13,43 +13,17 @@ import asyncio
 import logging
 import posixpath
 import shlex
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hud.capabilities.capability import Capability
+from hud.capabilities import Capability, CommandResult
 
 log = logging.getLogger("hud.ssh")
 
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT_MAX = 4
 MAX_RECONNECTS = 3
-
-
-@dataclass
-class CommandResult:
-    """One finished command: ``exit_code`` is None when it timed out or was killed."""
-
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-
-    @property
-    def returncode(self) -> int | None:
-        return self.exit_code
-
-    @property
-    def exit_status(self) -> int | None:
-        return self.exit_code
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
-
-    def __getitem__(self, key: str) -> Any:  # mapping-style access, as BashGrader reads
-        return getattr(self, key)
 
 
 _ERRORS: tuple[tuple[str, type[OSError]], ...] = (

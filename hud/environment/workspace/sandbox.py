@@ -16,8 +16,11 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from hud.environment.workspace.routing import Session
 
 log = logging.getLogger("hud.workspace")
 
@@ -231,3 +234,108 @@ def sandbox_argv(
     # The sandbox's own root (a tmpfs holding the mount points) is read-only too.
     argv += ["--remount-ro", "/", "--chdir", cwd or guest_path, "--", *command]
     return argv
+
+
+#: What the sandboxed SFTP server sees besides the workspace: read-only /usr (and its links)
+#: and the user database it insists on.
+FILES_ONLY_MOUNTS = (
+    *(m for m in DEFAULT_SYSTEM_MOUNTS if m.kind in ("ro", "symlink", "dev") and m.dst != "/etc"),
+    Mount("ro", "/etc/passwd", "/etc/passwd", optional=True),
+    Mount("ro", "/etc/group", "/etc/group", optional=True),
+)
+
+
+@dataclass(frozen=True)
+class SessionSandbox:
+    """How a workspace runs a command for a session: the argv (in bubblewrap when
+    ``isolated``, else plain in the session's directory) and its exact environment."""
+
+    isolated: bool
+    guest_path: str
+    user: str
+    network: bool = False
+    system_mounts: Sequence[Mount] | None = None
+    mounts: Sequence[Mount] = ()
+    hosts_path: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def guest_cwd(self, session: Session, cwd: str | None) -> str:
+        base = self.guest_path if self.isolated else str(session.dir)
+        if not cwd:
+            return base
+        if not self.isolated and cwd.startswith(self.guest_path):
+            # Accept guest paths without isolation too: /workspace/x -> <dir>/x.
+            rest = cwd[len(self.guest_path) :]
+            if not rest or rest.startswith("/"):
+                return base + rest
+        return cwd if cwd.startswith("/") else f"{base}/{cwd}"
+
+    def argv(
+        self,
+        command: Sequence[str],
+        session: Session,
+        *,
+        cwd: str | None = None,
+        tty: bool = False,
+        files_only: bool = False,
+    ) -> tuple[list[str], str | None]:
+        """(argv, host cwd) running ``command`` for ``session``: sandboxed or plain.
+
+        ``files_only`` (the SFTP server) sees just the workspace and read-only ``/usr``.
+        """
+        where = self.guest_cwd(session, cwd)
+        if not self.isolated:
+            return list(command), where
+        if files_only:
+            argv = sandbox_argv(
+                command,
+                workspace=str(session.dir),
+                guest_path=self.guest_path,
+                cwd=where,
+                system_mounts=FILES_ONLY_MOUNTS,
+                mask_etc=False,
+                uid=self.uid,
+                gid=self.gid,
+            )
+            return argv, None
+        argv = sandbox_argv(
+            command,
+            workspace=str(session.dir),
+            guest_path=self.guest_path,
+            cwd=where,
+            tmp=str(session.tmp),
+            home=(str(session.home), self.home(session)),
+            network=self.network,
+            system_mounts=self.system_mounts,
+            mounts=self.mounts,
+            hosts_path=self.hosts_path,
+            uid=self.uid,
+            gid=self.gid,
+            new_session=not tty,
+        )
+        return argv, None
+
+    def home(self, session: Session) -> str:
+        return f"/home/{self.user}" if self.isolated else str(session.home)
+
+    def environ(
+        self,
+        session: Session,
+        cwd: str | None,
+        *,
+        term: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """The exact environment of a command (see `clean_env`)."""
+        merged = {**self.env, **(extra or {})}
+        if not self.isolated:
+            merged.setdefault("TMPDIR", str(session.tmp))
+        return clean_env(
+            home=self.home(session),
+            user=self.user,
+            cwd=self.guest_cwd(session, cwd),
+            extra=merged,
+            term=term,
+        )

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from hud.capabilities.capability import Capability
+from hud.capabilities import Capability
 
 __all__ = ["MCPClient", "MCPError"]
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from hud.capabilities.capability import Capability
+from hud.capabilities import Capability
 
 __all__ = ["CDPClient", "CDPError", "KeyInfo", "key_info"]
 

@@ -15,7 +15,7 @@ import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
-from hud.capabilities.capability import Capability
+from hud.capabilities import Capability
 
 __all__ = ["KEYSYMS", "RFBAuthError", "RFBClient", "RFBError", "keysym"]
 

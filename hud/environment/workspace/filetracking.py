@@ -1,10 +1,11 @@
 """File tracking: what changed in a workspace, as unified diffs (the ``filetracking/1`` binding).
 
 `FileTracker` scans a directory tree and diffs it against earlier scans. `FileTrackingServer`
-serves trackers over newline JSON-RPC on TCP (methods ``setup``, ``advance``, ``snapshot``,
-``diff``, ``flush``; params ``{}``), in the shapes the reference server uses; our extensions
-are optional params: ``session`` (pick a session's tracker) and ``since: "setup"`` (changes
-since the task's setup finished, without advancing). `diff_workspace` is the rollout side.
+serves trackers over newline JSON-RPC on TCP, framed as the control channel is (`hud.protocol`),
+with methods ``setup``, ``advance``, ``snapshot``, ``diff``, ``flush`` (params ``{}``) in the
+shapes the reference server uses; our extensions are optional params: ``session`` (pick a
+session's tracker) and ``since: "setup"`` (changes since the task's setup finished, without
+advancing). The rollout side is `hud.clients.filetracking`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import difflib
 import hashlib
-import json
 import logging
 import os
 import stat
@@ -22,12 +22,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hud.capabilities.capability import FILETRACKING
-
-if TYPE_CHECKING:
-    from hud.eval.run import Run
+from hud.protocol import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    SERVER_ERROR,
+    FrameTooLargeError,
+    decode_frame,
+    encode_frame,
+    error_frame,
+    result_frame,
+)
 
 log = logging.getLogger("hud.workspace")
 
@@ -37,8 +43,8 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_KEPT_BYTES = 32 * 1024 * 1024
 #: Directories never scanned (caches that change on their own).
 SKIP_DIRS = frozenset({".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
-#: Largest filetracking frame a client reads.
-CLIENT_LINE_LIMIT = 160 * 1024 * 1024
+#: Largest reply frame (a diff report carries the patches).
+MAX_REPLY_BYTES = 160 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -301,7 +307,11 @@ class FileTrackingServer:
             while line := await reader.readline():
                 reply = await self._handle(line)
                 if reply is not None:
-                    writer.write(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
+                    try:
+                        data = encode_frame(reply, MAX_REPLY_BYTES)
+                    except FrameTooLargeError as exc:
+                        data = encode_frame(error_frame(reply.get("id"), SERVER_ERROR, str(exc)))
+                    writer.write(data)
                     await writer.drain()
         except (ConnectionError, OSError, ValueError, asyncio.CancelledError):
             pass
@@ -313,22 +323,24 @@ class FileTrackingServer:
 
     async def _handle(self, line: bytes) -> dict[str, Any] | None:
         try:
-            frame = json.loads(line)
+            frame = decode_frame(line)
         except ValueError:
-            return _error(None, -32700, "parse error")
+            return error_frame(None, PARSE_ERROR, "parse error")
         if not isinstance(frame, dict):
-            return _error(None, -32600, "invalid request: a frame must be a JSON object")
+            return error_frame(
+                None, INVALID_REQUEST, "invalid request: a frame must be a JSON object"
+            )
         rid = frame.get("id")
         method = frame.get("method")
         params = frame.get("params") if isinstance(frame.get("params"), dict) else {}
         try:
             result = await asyncio.to_thread(self._call, method, params)
         except LookupError as exc:
-            return _error(rid, -32000, str(exc.args[0] if exc.args else exc))
+            return error_frame(rid, SERVER_ERROR, str(exc.args[0] if exc.args else exc))
         except Exception as exc:
             log.exception("filetracking %r failed", method)
-            return _error(rid, -32000, f"{type(exc).__name__}: {exc}")
-        return {"jsonrpc": "2.0", "id": rid, "result": result} if "id" in frame else None
+            return error_frame(rid, SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+        return result_frame(rid, result) if "id" in frame else None
 
     def _call(self, method: Any, params: dict[str, Any]) -> dict[str, Any]:
         if method not in ("setup", "advance", "snapshot", "diff", "flush"):
@@ -339,85 +351,3 @@ class FileTrackingServer:
             since = params.get("since")
             return tracker.diff(since if isinstance(since, str) else None)
         return getattr(tracker, method)()
-
-
-def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
-
-
-# -- rollout side -----------------------------------------------------------------------------
-
-
-def summarize(report: dict[str, Any]) -> str:
-    """A readable account of a diff report: one line per file, then the patches."""
-    patches = report.get("patches") or []
-    if not patches:
-        return "[files] no changes in the workspace"
-    marks = {"added": "+", "deleted": "-", "modified": "~"}
-    lines = [f"[files] {len(patches)} changed in the workspace:"]
-    for p in patches:
-        note = " (binary)" if p.get("binary") else ""
-        lines.append(f"  {marks.get(p.get('status'), '?')} {p.get('path')}{note}")
-    body = "\n\n".join(str(p.get("patch") or "") for p in patches)
-    return "\n".join(lines) + "\n\n" + body
-
-
-async def _rpc(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, params: dict[str, Any]
-) -> dict[str, Any]:
-    frame = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-    writer.write(json.dumps(frame, separators=(",", ":")).encode() + b"\n")
-    await writer.drain()
-    line = await reader.readline()
-    if not line:
-        raise EOFError("filetracking closed the connection")
-    reply = json.loads(line)
-    if reply.get("error"):
-        raise RuntimeError(f"filetracking {method}: {reply['error'].get('message')}")
-    result = reply.get("result")
-    if not isinstance(result, dict):
-        raise RuntimeError(f"filetracking {method}: result was not an object")
-    return result
-
-
-async def diff_workspace(
-    run: Run, *, record: bool = True, timeout: float = 60.0
-) -> dict[str, Any] | None:
-    """Ask the env what changed in the workspace since the task's setup and record it.
-
-    Returns the diff report, or None when the env publishes no ``filetracking/1`` binding.
-    The step is a ``system`` step whose text lists the files and patches; the report is in
-    ``extra["filetracking"]``. Failures are recorded as a system step, never raised.
-    """
-    from hud.eval.trace import Step, system_step, text_messages
-
-    client = run.client
-    bindings = [b for b in client.bindings if b.protocol == FILETRACKING]
-    if not bindings:
-        return None
-    binding = bindings[0]
-    params: dict[str, Any] = {"since": "setup"}
-    session = binding.params.get("session")
-    if isinstance(session, str):
-        params["session"] = session
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await client.open_tunnel(binding.name)
-            try:
-                reader._limit = CLIENT_LINE_LIMIT  # type: ignore[attr-defined]
-                report = await _rpc(reader, writer, "diff", params)
-            finally:
-                writer.close()
-    except Exception as exc:
-        if record:
-            note = f"[files] could not diff the workspace: {type(exc).__name__}: {exc}"
-            run.record(system_step(note, error=False))
-        return None
-    if record:
-        step = Step(
-            source="system",
-            messages=text_messages("system", summarize(report)),
-            extra={"filetracking": report},
-        )
-        run.record(step)
-    return report

@@ -1,0 +1,47 @@
+"""Which client `HudClient.open` returns for a capability protocol: an explicit table.
+
+Our clients are found by lookup, not registered by importing a module: `client_factory`
+consults the factories a caller registered (`register_capability_client`, they win), then
+`DEFAULT_CLIENTS`, importing the client's module on first use (they pull in heavy libraries).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from hud.capabilities import CDP, MCP, RFB, SSH, Capability
+
+#: ``factory(capability)`` -> an awaitable opened client.
+ClientFactory = Callable[[Capability], Awaitable[Any]]
+
+#: protocol -> (module, class) of our client; the class's ``connect(capability)`` opens it.
+DEFAULT_CLIENTS: dict[str, tuple[str, str]] = {
+    SSH: ("hud.clients.ssh_client", "SSHClient"),
+    MCP: ("hud.clients.mcp_client", "MCPClient"),
+    CDP: ("hud.clients.cdp_client", "CDPClient"),
+    RFB: ("hud.clients.rfb_client", "RFBClient"),
+}
+
+#: protocol -> factory registered by the caller (takes precedence over `DEFAULT_CLIENTS`).
+CAPABILITY_CLIENTS: dict[str, ClientFactory] = {}
+
+
+def register_capability_client(protocol: str, factory: ClientFactory) -> None:
+    """Make `HudClient.open` return ``await factory(capability)`` for ``protocol``."""
+    CAPABILITY_CLIENTS[protocol] = factory
+
+
+def client_factory(protocol: str) -> ClientFactory | None:
+    """The factory opening a client for ``protocol``, or None when none is known."""
+    factory = CAPABILITY_CLIENTS.get(protocol)
+    if factory is not None:
+        return factory
+    entry = DEFAULT_CLIENTS.get(protocol)
+    if entry is None:
+        return None
+    module, name = entry
+    cls = getattr(importlib.import_module(module), name)
+    connect: ClientFactory = cls.connect
+    return connect
