@@ -1,0 +1,158 @@
+"""The platform's ASGI app: every service on one origin, each under its own path prefix.
+
+| prefix | setting | served |
+|---|---|---|
+| ``/v2`` | ``HUD_API_URL`` (origin) | REST API |
+| ``/auth/device/*`` | ``HUD_API_URL`` | device-flow login |
+| ``/telemetry`` | ``HUD_TELEMETRY_URL`` | span ingest, CLI analytics |
+| ``/gateway`` | ``HUD_GATEWAY_URL`` | reserved (LLM gateway) |
+| ``/runtime`` | ``HUD_RUNTIME_URL`` (origin) | reserved (runtime sessions) |
+| ``/web`` | ``HUD_WEB_URL`` | verification page; reserved (web UI) |
+
+Errors are ``{"detail": "<text>"}`` with the status the client turns into hints (§0.4); a bad
+body is a 422 naming the field; an unexpected failure is a logged 500 with no internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hud.platform.db import Database
+from hud.platform.services import (
+    Conflict,
+    DeviceService,
+    Forbidden,
+    IdentityService,
+    Invalid,
+    NotFound,
+    PlatformError,
+    RunService,
+    Unauthorized,
+)
+
+log = logging.getLogger("hud.platform")
+
+#: Largest request body accepted (span batches are at most ~4 MiB).
+MAX_BODY = 32 * 1024 * 1024
+RESERVED = {
+    "/gateway": "the LLM gateway",
+    "/runtime": "runtime sessions",
+    "/web": "the web app",
+}
+_STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, Invalid: 422}
+
+
+class BodyLimit:
+    """Answer 413 to bodies over ``limit`` bytes, declared or streamed, before they are read."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers") or []:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _too_large(send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Send) -> None:
+    body = b'{"detail":"request body too large"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _field(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)] or [str(p) for p in loc]
+    return ".".join(parts) or "body"
+
+
+def create_app(db: Database, *, device_interval: int = 5) -> FastAPI:
+    from hud.platform.api import device, telemetry, v2
+
+    app = FastAPI(title="HUD platform", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.db = db
+    app.state.identity = IdentityService(db)
+    app.state.runs = RunService(db)
+    app.state.device = DeviceService(db, app.state.identity, interval=device_interval)
+
+    @app.exception_handler(PlatformError)
+    async def _platform_error(_request: Request, exc: PlatformError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        return JSONResponse({"detail": "; ".join(problems[:5]) or "invalid request"}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.include_router(v2.router)
+    app.include_router(telemetry.router)
+    app.include_router(device.router)
+
+    for prefix, what in RESERVED.items():
+
+        async def reserved(path: str, _what: str = what) -> JSONResponse:
+            return JSONResponse({"detail": f"{_what} is not served by this platform yet"}, 404)
+
+        app.add_api_route(
+            prefix + "/{path:path}",
+            reserved,
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            include_in_schema=False,
+        )
+
+    app.add_middleware(BodyLimit)
+    return app

@@ -1,0 +1,158 @@
+"""REST API under ``/v2`` (spec platform.md §1, §2, §5, §9): identity, projects, run
+reporting, jobs, traces and cancellation. Thin: parse, call a service, answer."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, Field
+
+from hud.platform.api.deps import Caller, Identities, Limit, Offset, Runs
+
+router = APIRouter(prefix="/v2")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class JobEnter(_Body):
+    name: str | None = None
+    group: int | None = None
+    taskset_id: str | None = None
+
+
+class TraceEnter(_Body):
+    job_id: str | None = None
+    group_id: str | None = None
+    task_slug: str | None = None
+    model: str | None = None
+    parent_trace_id: str | None = None
+
+
+class TraceExit(_Body):
+    status: Literal["completed", "error", "cancelled"]
+    reward: float | None = None
+    error: str | None = None
+    evaluation_result: Any = None
+    stop_reason: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ProjectCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+
+
+class CancelJob(_Body):
+    job_id: str
+
+
+class CancelTrace(_Body):
+    trace_id: str
+    job_id: str | None = None
+
+
+def page(items: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    return {"items": items, "total": total}
+
+
+@router.get("/auth/me")
+async def auth_me(caller: Caller, identities: Identities) -> dict[str, Any]:
+    return await identities.me(caller)
+
+
+@router.get("/projects")
+async def list_projects(
+    caller: Caller,
+    identities: Identities,
+    search: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    return page(*await identities.list_projects(caller, search=search, limit=limit, offset=offset))
+
+
+@router.get("/projects/{project_id}")
+async def get_project(project_id: str, caller: Caller, identities: Identities) -> dict[str, Any]:
+    return await identities.get_project(caller, project_id)
+
+
+@router.post("/projects")
+async def create_project(
+    body: ProjectCreate, caller: Caller, identities: Identities
+) -> dict[str, Any]:
+    return await identities.create_project(caller, body.name, body.description)
+
+
+@router.post("/trace/job/{job_id}/enter")
+async def job_enter(job_id: str, body: JobEnter, caller: Caller, runs: Runs) -> dict[str, Any]:
+    return await runs.job_enter(
+        caller, job_id, name=body.name, group=body.group, taskset_id=body.taskset_id
+    )
+
+
+@router.post("/trace/{trace_id}/enter")
+async def trace_enter(
+    trace_id: str, body: TraceEnter, caller: Caller, runs: Runs
+) -> dict[str, Any]:
+    return await runs.trace_enter(caller, trace_id, **body.model_dump())
+
+
+@router.post("/trace/{trace_id}/exit")
+async def trace_exit(trace_id: str, body: TraceExit, caller: Caller, runs: Runs) -> dict[str, Any]:
+    return await runs.trace_exit(caller, trace_id, **body.model_dump())
+
+
+@router.get("/trace/{trace_id}")
+async def get_trace(trace_id: str, caller: Caller, runs: Runs) -> dict[str, Any]:
+    return await runs.get_trace(caller, trace_id)
+
+
+@router.get("/trace/{trace_id}/events")
+async def trace_events(trace_id: str, caller: Caller, runs: Runs) -> dict[str, Any]:
+    return await runs.trace_events(caller, trace_id)
+
+
+@router.get("/trace/{trace_id}/spans")
+async def trace_spans(trace_id: str, caller: Caller, runs: Runs) -> dict[str, Any]:
+    items = await runs.trace_spans(caller, trace_id)
+    return page(items, len(items))
+
+
+@router.get("/jobs")
+async def list_jobs(
+    caller: Caller, runs: Runs, limit: Limit = 20, offset: Offset = 0
+) -> dict[str, Any]:
+    return page(*await runs.list_jobs(caller, limit=limit, offset=offset))
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, caller: Caller, runs: Runs) -> dict[str, Any]:
+    return await runs.get_job(caller, job_id)
+
+
+@router.get("/jobs/{job_id}/traces")
+async def job_traces(
+    job_id: str, caller: Caller, runs: Runs, limit: Limit = 20, offset: Offset = 0
+) -> dict[str, Any]:
+    return page(*await runs.job_traces(caller, job_id, limit=limit, offset=offset))
+
+
+@router.post("/rollouts/cancel_job")
+async def cancel_job(body: CancelJob, caller: Caller, runs: Runs) -> dict[str, Any]:
+    return {"cancelled": await runs.cancel_job(caller, body.job_id)}
+
+
+@router.post("/rollouts/cancel")
+async def cancel_trace(body: CancelTrace, caller: Caller, runs: Runs) -> dict[str, Any]:
+    accepted = await runs.cancel_trace(caller, body.trace_id, body.job_id)
+    return {"status": "accepted" if accepted else "not_found"}
+
+
+@router.post("/rollouts/cancel_user_jobs")
+async def cancel_user_jobs(
+    caller: Caller, runs: Runs, _body: dict[str, Any] | None = Body(default=None)
+) -> dict[str, Any]:
+    return await runs.cancel_user_jobs(caller)

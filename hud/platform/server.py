@@ -1,0 +1,164 @@
+"""Running the platform: the data directory, first-start bootstrap, the server, admin actions.
+
+The data directory (default ``~/.hud/platform``) holds the embedded SQLite database and
+``platform.json`` — where the running server listens and which database it uses — so admin
+commands given the same ``--data-dir`` reach the same platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hud.platform.db import Database, redact_url
+
+T = TypeVar("T")
+STATE_FILE = "platform.json"
+DEFAULT_PORT = 8700
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".hud" / "platform"
+
+
+@dataclass
+class DataDir:
+    path: Path
+
+    @classmethod
+    def at(cls, path: Path | str | None) -> DataDir:
+        return cls(Path(path).expanduser() if path else default_data_dir())
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / STATE_FILE
+
+    def state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_state(self, **values: Any) -> None:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = {**self.state(), **values}
+        tmp = self.state_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, self.state_file)
+
+    def db_url(self, override: str | None = None) -> str:
+        if override:
+            return override
+        stored = self.state().get("db")
+        if isinstance(stored, str) and stored:
+            return stored
+        return f"sqlite:///{self.path / 'platform.db'}"
+
+    def url(self) -> str | None:
+        value = self.state().get("url")
+        return value if isinstance(value, str) else None
+
+
+def client_urls(base: str) -> dict[str, str]:
+    """The five client settings pointing at a platform served at ``base``."""
+    base = base.rstrip("/")
+    return {
+        "HUD_API_URL": base,
+        "HUD_TELEMETRY_URL": f"{base}/telemetry",
+        "HUD_GATEWAY_URL": f"{base}/gateway",
+        "HUD_RUNTIME_URL": base,
+        "HUD_WEB_URL": f"{base}/web",
+    }
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+async def open_database(data_dir: DataDir, db: str | None) -> Database:
+    """The platform database, migrated to the newest schema."""
+    if data_dir.db_url(db).startswith("sqlite"):
+        data_dir.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    database = Database(data_dir.db_url(db))
+    try:
+        await database.migrate()
+    except Exception:
+        await database.close()
+        raise
+    return database
+
+
+def admin(data_dir: DataDir, db: str | None, action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``action(IdentityService)`` against the platform's database (created if new)."""
+    from hud.platform.services import IdentityService
+
+    async def main() -> T:
+        database = await open_database(data_dir, db)
+        try:
+            identities = IdentityService(database)
+            await identities.bootstrap()
+            return await action(identities)
+        finally:
+            await database.close()
+
+    return asyncio.run(main())
+
+
+@dataclass
+class Started:
+    url: str
+    admin_key: str | None
+    db: str
+
+
+async def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    data_dir: DataDir,
+    db: str | None = None,
+    on_start: Callable[[Started], None] | None = None,
+    device_interval: int = 5,
+    log_level: str = "warning",
+) -> None:
+    """Migrate, bootstrap, bind and serve until cancelled (Ctrl-C / SIGTERM)."""
+    import uvicorn
+
+    from hud.platform.api import create_app
+    from hud.platform.services import IdentityService
+
+    database = await open_database(data_dir, db)
+    try:
+        admin_key = await IdentityService(database).bootstrap()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        bound = sock.getsockname()[1]
+        url = f"http://{_url_host(host)}:{bound}"
+        data_dir.save_state(url=url, host=host, port=bound, pid=os.getpid(), db=data_dir.db_url(db))
+        app = create_app(database, device_interval=device_interval)
+        config = uvicorn.Config(
+            app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
+        )
+        server = uvicorn.Server(config)
+        if on_start is not None:
+            on_start(Started(url=url, admin_key=admin_key, db=redact_url(database.url)))
+        await server.serve(sockets=[sock])
+    finally:
+        await database.close()

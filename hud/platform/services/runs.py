@@ -1,0 +1,421 @@
+"""Jobs, traces (rollouts), spans and cancellation (spec platform.md §5, §9).
+
+Clients report in any order: a trace may be entered before its job, spans may arrive before
+the trace's enter or after its exit. Every write therefore creates what is missing (scoped to the
+caller's team) and then updates it; an id already owned by another team is a `NotFound`.
+Trace status: ``queued`` -> ``running`` -> ``completed`` | ``error`` | ``cancelled``; a
+cancelled trace stays cancelled when its exit arrives later (its reward is still kept).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hud.platform.db import Database
+from hud.platform.db.schema import jobs, spans, traces
+from hud.platform.services.common import insert, iso, now, run_id
+from hud.platform.services.errors import Invalid, NotFound
+from hud.platform.services.identity import Identity
+
+ACTIVE = ("queued", "running")
+TERMINAL = ("completed", "error", "cancelled")
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def job_status(counts: dict[str, int]) -> str:
+    """A job's status from its traces' statuses."""
+    if not counts:
+        return "created"
+    if any(counts.get(s) for s in ACTIVE):
+        return "running"
+    if counts.get("cancelled"):
+        return "cancelled"
+    if counts.get("error") and not counts.get("completed"):
+        return "error"
+    return "completed"
+
+
+class RunService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- reporting (§5) ---------------------------------------------------------------------
+    async def job_enter(
+        self,
+        ident: Identity,
+        job_id: str,
+        *,
+        name: str | None = None,
+        group: int | None = None,
+        taskset_id: str | None = None,
+    ) -> dict[str, Any]:
+        jid = run_id(job_id)
+        async with self.db.write() as conn:
+            await self._ensure_job(conn, ident, jid)
+            values = {
+                k: v
+                for k, v in {"name": name, "group_size": group, "taskset_id": taskset_id}.items()
+                if v is not None
+            }
+            if values:
+                await conn.execute(update(jobs).where(jobs.c.id == jid).values(**values))
+        return {"id": str(jid)}
+
+    async def trace_enter(
+        self,
+        ident: Identity,
+        trace_id: str,
+        *,
+        job_id: str | None = None,
+        group_id: str | None = None,
+        task_slug: str | None = None,
+        model: str | None = None,
+        parent_trace_id: str | None = None,
+        status: str = "running",
+    ) -> dict[str, Any]:
+        tid = run_id(trace_id)
+        jid = run_id(job_id) if job_id else None
+        async with self.db.write() as conn:
+            if jid is not None:
+                await self._ensure_job(conn, ident, jid)
+            current = await self._ensure_trace(conn, ident, tid, status=status)
+            values: dict[str, Any] = {
+                k: v
+                for k, v in {
+                    "job_id": jid,
+                    "group_id": group_id,
+                    "task_slug": task_slug,
+                    "model": model,
+                    "parent_trace_id": run_id(parent_trace_id) if parent_trace_id else None,
+                }.items()
+                if v is not None
+            }
+            if current in ACTIVE:
+                values.setdefault("start_time", now())
+                if status == "running":
+                    values["status"] = "running"
+            await conn.execute(update(traces).where(traces.c.id == tid).values(**values))
+        return {"id": str(tid)}
+
+    async def trace_exit(
+        self,
+        ident: Identity,
+        trace_id: str,
+        *,
+        status: str,
+        reward: float | None = None,
+        error: str | None = None,
+        evaluation_result: Any = None,
+        stop_reason: str | None = None,
+        metadata: Any = None,
+    ) -> dict[str, Any]:
+        if status not in TERMINAL:
+            raise Invalid(f"status: must be one of {', '.join(TERMINAL)}, got {status!r}")
+        tid = run_id(trace_id)
+        async with self.db.write() as conn:
+            current = await self._ensure_trace(conn, ident, tid, status="running")
+            values: dict[str, Any] = {
+                "status": "cancelled" if current == "cancelled" else status,
+                "end_time": now(),
+            }
+            for key, value in (
+                ("reward", reward),
+                ("error", error),
+                ("evaluation_result", evaluation_result),
+                ("stop_reason", stop_reason),
+                ("metadata", metadata),
+            ):
+                if value is not None:
+                    values[key] = value
+            await conn.execute(update(traces).where(traces.c.id == tid).values(**values))
+        return {"id": str(tid), "status": values["status"]}
+
+    async def upload_spans(
+        self, ident: Identity, trace_id: str, items: Iterable[dict[str, Any]]
+    ) -> int:
+        tid = run_id(trace_id)
+        rows: dict[str, dict[str, Any]] = {}
+        for span in items:
+            span_id = span.get("span_id")
+            if not isinstance(span_id, str) or not span_id:
+                raise Invalid("telemetry: every span needs a string span_id")
+            start = span.get("start_time")
+            rows[span_id] = {
+                "trace_id": tid,
+                "span_id": span_id[:64],
+                "start_time": start[:40] if isinstance(start, str) else None,
+                "data": span,
+            }
+        if not rows:
+            return 0
+        async with self.db.write() as conn:
+            await self._ensure_trace(conn, ident, tid, status="running")
+            stmt = insert(conn, spans).values(list(rows.values()))
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[spans.c.trace_id, spans.c.span_id],
+                set_={"data": stmt.excluded.data, "start_time": stmt.excluded.start_time},
+            )
+            await conn.execute(stmt)
+        return len(rows)
+
+    # -- reading (§9) -----------------------------------------------------------------------
+    async def list_jobs(
+        self, ident: Identity, *, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        where = jobs.c.team_id == ident.team_id
+        async with self.db.read() as conn:
+            total = (
+                await conn.execute(select(func.count()).select_from(jobs).where(where))
+            ).scalar_one()
+            rows = (
+                await conn.execute(
+                    select(jobs)
+                    .where(where)
+                    .order_by(jobs.c.created_at.desc(), jobs.c.id)
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+            counts = await self._status_counts(conn, [r.id for r in rows])
+        return [_job(r, counts.get(r.id, {})) for r in rows], total
+
+    async def get_job(self, ident: Identity, job_id: str) -> dict[str, Any]:
+        jid = run_id(job_id)
+        async with self.db.read() as conn:
+            row = await self._job_row(conn, ident, jid)
+            counts = await self._status_counts(conn, [jid])
+        return _job(row, counts.get(jid, {}))
+
+    async def job_traces(
+        self, ident: Identity, job_id: str, *, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        jid = run_id(job_id)
+        where = (traces.c.job_id == jid, traces.c.team_id == ident.team_id)
+        async with self.db.read() as conn:
+            await self._job_row(conn, ident, jid)
+            total = (
+                await conn.execute(select(func.count()).select_from(traces).where(*where))
+            ).scalar_one()
+            rows = (
+                await conn.execute(
+                    select(traces)
+                    .where(*where)
+                    .order_by(traces.c.created_at, traces.c.id)
+                    .limit(limit)
+                    .offset(offset)
+                )
+            ).all()
+        return [_trace(r) for r in rows], total
+
+    async def get_trace(self, ident: Identity, trace_id: str) -> dict[str, Any]:
+        tid = run_id(trace_id)
+        async with self.db.read() as conn:
+            row = await self._trace_row(conn, ident, tid)
+            count = (
+                await conn.execute(
+                    select(func.count()).select_from(spans).where(spans.c.trace_id == tid)
+                )
+            ).scalar_one()
+        return {**_trace(row), "span_count": count}
+
+    async def trace_spans(self, ident: Identity, trace_id: str) -> list[dict[str, Any]]:
+        tid = run_id(trace_id)
+        async with self.db.read() as conn:
+            await self._trace_row(conn, ident, tid)
+            rows = (
+                await conn.execute(
+                    select(spans.c.data)
+                    .where(spans.c.trace_id == tid)
+                    .order_by(spans.c.start_time, spans.c.span_id)
+                )
+            ).all()
+        return [r.data for r in rows]
+
+    async def trace_events(self, ident: Identity, trace_id: str) -> dict[str, Any]:
+        """The trace and its events derived from its step spans (the kinds `hud trace`
+        renders: ``agent_message``, ``tool_call``, ``prompt``, ``system``, ``grade``…)."""
+        from hud.eval.records import trace_events
+
+        trace = await self.get_trace(ident, trace_id)
+        steps = []
+        for span in await self.trace_spans(ident, trace_id):
+            attributes = span.get("attributes") or {}
+            payload = attributes.get("hud.payload")
+            if attributes.get("hud.schema") == "hud.step.v1" and isinstance(payload, dict):
+                steps.append(payload)
+        try:
+            events = trace_events({"steps": steps})
+        except Exception:  # a malformed payload must not break the read
+            events = []
+        return {"trace": trace, "events": events}
+
+    # -- cancellation (§9) ------------------------------------------------------------------
+    async def cancel_job(self, ident: Identity, job_id: str) -> int:
+        jid = run_id(job_id)
+        async with self.db.write() as conn:
+            await self._job_row(conn, ident, jid)
+            result = await conn.execute(
+                update(traces)
+                .where(
+                    traces.c.job_id == jid,
+                    traces.c.team_id == ident.team_id,
+                    traces.c.status.in_(ACTIVE),
+                )
+                .values(status="cancelled", end_time=now())
+            )
+        return result.rowcount or 0
+
+    async def cancel_trace(self, ident: Identity, trace_id: str, job_id: str | None = None) -> bool:
+        try:
+            tid = run_id(trace_id)
+        except ValueError:
+            return False
+        where = [traces.c.id == tid, traces.c.team_id == ident.team_id]
+        where.append(traces.c.status.in_(ACTIVE))
+        if job_id:
+            where.append(traces.c.job_id == run_id(job_id))
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                update(traces).where(*where).values(status="cancelled", end_time=now())
+            )
+        return bool(result.rowcount)
+
+    async def cancel_user_jobs(self, ident: Identity) -> dict[str, Any]:
+        where = (
+            traces.c.team_id == ident.team_id,
+            traces.c.user_id == ident.user_id,
+            traces.c.status.in_(ACTIVE),
+        )
+        async with self.db.write() as conn:
+            rows = (
+                await conn.execute(
+                    select(traces.c.job_id, func.count()).where(*where).group_by(traces.c.job_id)
+                )
+            ).all()
+            await conn.execute(
+                update(traces).where(*where).values(status="cancelled", end_time=now())
+            )
+        details = [{"job_id": str(job) if job else None, "cancelled": int(n)} for job, n in rows]
+        return {
+            "jobs_cancelled": sum(1 for d in details if d["job_id"]),
+            "total_tasks_cancelled": sum(d["cancelled"] for d in details),
+            "job_details": details,
+        }
+
+    # -- internals --------------------------------------------------------------------------
+    async def _ensure_job(self, conn: AsyncConnection, ident: Identity, jid: uuid.UUID) -> None:
+        await conn.execute(
+            insert(conn, jobs)
+            .values(id=jid, team_id=ident.team_id, user_id=ident.user_id, created_at=now())
+            .on_conflict_do_nothing()
+        )
+        owner = (await conn.execute(select(jobs.c.team_id).where(jobs.c.id == jid))).scalar_one()
+        if owner != ident.team_id:
+            raise NotFound(f"job {jid} not found")
+
+    async def _ensure_trace(
+        self, conn: AsyncConnection, ident: Identity, tid: uuid.UUID, *, status: str
+    ) -> str:
+        """Create the trace row when missing; return its current status."""
+        await conn.execute(
+            insert(conn, traces)
+            .values(
+                id=tid,
+                team_id=ident.team_id,
+                user_id=ident.user_id,
+                status=status,
+                created_at=now(),
+            )
+            .on_conflict_do_nothing()
+        )
+        row = (
+            await conn.execute(select(traces.c.team_id, traces.c.status).where(traces.c.id == tid))
+        ).one()
+        if row.team_id != ident.team_id:
+            raise NotFound(f"trace {tid} not found")
+        return row.status
+
+    async def _job_row(self, conn: AsyncConnection, ident: Identity, jid: uuid.UUID) -> Any:
+        row = (
+            await conn.execute(
+                select(jobs).where(jobs.c.id == jid, jobs.c.team_id == ident.team_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"Job {jid} not found")
+        return row
+
+    async def _trace_row(self, conn: AsyncConnection, ident: Identity, tid: uuid.UUID) -> Any:
+        row = (
+            await conn.execute(
+                select(traces).where(traces.c.id == tid, traces.c.team_id == ident.team_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"Trace {tid} not found")
+        return row
+
+    async def _status_counts(
+        self, conn: AsyncConnection, job_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, Any]]:
+        if not job_ids:
+            return {}
+        rows = (
+            await conn.execute(
+                select(traces.c.job_id, traces.c.status, func.count(), func.avg(traces.c.reward))
+                .where(traces.c.job_id.in_(job_ids))
+                .group_by(traces.c.job_id, traces.c.status)
+            )
+        ).all()
+        out: dict[uuid.UUID, dict[str, Any]] = {}
+        for job, status, n, _avg in rows:
+            out.setdefault(job, {})[status] = int(n)
+        return out
+
+
+def _job(row: Any, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "name": row.name,
+        "taskset_id": row.taskset_id,
+        "taskset_name": None,
+        "group": row.group_size,
+        "status": job_status(counts),
+        "trace_count": sum(counts.values()),
+        "status_counts": counts,
+        "created_at": iso(row.created_at),
+    }
+
+
+def _trace(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row.id),
+        "job_id": str(row.job_id) if row.job_id else None,
+        "group_id": row.group_id,
+        "task_slug": row.task_slug,
+        "model": row.model,
+        "parent_trace_id": str(row.parent_trace_id) if row.parent_trace_id else None,
+        "status": row.status,
+        "reward": row.reward,
+        "error": row.error,
+        "evaluation_result": row.evaluation_result,
+        "stop_reason": row.stop_reason,
+        "metadata": row._mapping["metadata"],
+        "created_at": iso(row.created_at),
+        "start_time": iso(row.start_time),
+        "end_time": iso(row.end_time),
+    }
