@@ -1,0 +1,251 @@
+"""The platform's REST surface on SQLite and PostgreSQL: auth and team isolation, keys never in
+clear, §0.4 errors, both id forms (§0.5), span upserts in any order, projects, admin commands."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.platform.helpers import Platform, page, requires_extra
+
+pytestmark = requires_extra
+
+
+def span(trace: uuid.UUID, span_id: str, content: str, start: str) -> dict:
+    return {
+        "name": "step.agent",
+        "trace_id": trace.hex,
+        "span_id": span_id,
+        "start_time": start,
+        "end_time": start,
+        "status_code": "OK",
+        "attributes": {
+            "hud.schema": "hud.step.v1",
+            "hud.task_run_id": trace.hex,
+            "hud.payload": {"step_id": 1, "source": "agent", "content": content, "tool_calls": []},
+        },
+        "events": [],
+    }
+
+
+def test_auth_required_revoked_and_team_isolation(platform: Platform) -> None:
+    with platform.api(None) as anon:
+        trace = uuid.uuid4().hex
+        paths = [("GET", "/v2/auth/me"), ("GET", "/v2/jobs"),
+                 ("POST", f"/v2/trace/{trace}/enter"),
+                 ("POST", f"/telemetry/trace/{trace}/telemetry-upload")]  # fmt: skip
+        for method, path in paths:
+            reply = anon.request(method, path, json={})
+            assert reply.status_code == 401, (path, reply.text)
+            assert "detail" in reply.json()
+        assert anon.post("/telemetry/sdk-events/cli", json={"events": []}).status_code == 204
+        assert anon.get("/v2/auth/me", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+    key = platform.new_key("--name", "to-revoke")
+    with platform.api(key) as api:
+        me = api.get("/v2/auth/me").json()
+        assert uuid.UUID(me["user_id"]) and uuid.UUID(me["team_id"])
+        assert api.get("/v2/auth/me").json() == me  # stable per key
+        job = uuid.uuid4()
+        assert api.post(f"/v2/trace/job/{job.hex}/enter", json={"name": "mine"}).is_success
+    listed = platform.hud("key", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    entry = next(k for k in json.loads(listed.stdout) if k["name"] == "to-revoke")
+    assert key not in listed.stdout and key.startswith(entry["prefix"])
+    revoked = platform.hud("key", "revoke", entry["id"])
+    assert revoked.returncode == 0, revoked.stderr
+    with platform.api(key) as api:
+        reply = api.get("/v2/auth/me")
+        assert reply.status_code == 401 and "revoked" in reply.json()["detail"]
+
+    team = f"other-{uuid.uuid4().hex[:6]}"
+    assert platform.hud("team", "add", team).returncode == 0
+    other = platform.new_key("--team", team)
+    mine = platform.new_key()
+    with platform.api(mine) as api:
+        job, trace = uuid.uuid4(), uuid.uuid4()
+        api.post(f"/v2/trace/job/{job.hex}/enter", json={"name": "private"})
+        api.post(f"/v2/trace/{trace.hex}/enter", json={"job_id": job.hex})
+    with platform.api(other) as api:
+        assert api.get("/v2/auth/me").json()["team_id"] != me["team_id"]
+        assert api.get(f"/v2/jobs/{job}/traces").status_code == 404
+        assert api.get(f"/v2/jobs/{job}").status_code == 404
+        assert api.get(f"/v2/trace/{trace}").status_code == 404
+        assert api.get(f"/v2/trace/{trace}/events").status_code == 404
+        assert str(job) not in json.dumps(page(api, "/v2/jobs"))
+        # writing into another team's objects is refused the same way
+        assert api.post(f"/v2/trace/{trace.hex}/exit", json={"status": "error"}).status_code == 404
+        assert api.post(f"/v2/trace/job/{job.hex}/enter", json={}).status_code == 404
+        assert api.post("/v2/rollouts/cancel_job", json={"job_id": str(job)}).status_code == 404
+        assert api.post("/v2/rollouts/cancel", json={"trace_id": str(trace)}).json() == {
+            "status": "not_found"
+        }
+    with platform.api(mine) as api:
+        assert api.get(f"/v2/trace/{trace}").json()["status"] == "running"
+
+
+def test_no_key_in_clear_in_database_or_logs(
+    platform: Platform, postgres_data: Path | None
+) -> None:
+    key = platform.new_key("--name", "secret-check")
+    with platform.api(key) as api:
+        assert api.get("/v2/auth/me").is_success
+        api.get("/v2/jobs", headers={"Authorization": f"Bearer {key}x"})  # a failed attempt too
+    needles = [key.encode(), key[4:].encode()]
+    roots = [platform.data_dir] if platform.kind == "sqlite" else [postgres_data]
+    files = [p for root in roots if root for p in root.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        assert not any(n in data for n in needles), f"key in clear in {path}"
+    log = platform.log.read_bytes()
+    assert not any(n in log for n in needles), "key in the platform log"
+    if platform.admin_key:  # printed once, at first start, and never again
+        assert log.count(platform.admin_key.encode()) == 1
+
+
+@pytest.fixture
+def postgres_data(platform: Platform, request: pytest.FixtureRequest) -> Path | None:
+    if platform.kind != "postgresql":
+        return None
+    cluster = request.getfixturevalue("postgres")
+    import subprocess
+
+    # flush everything to the data files before grepping them
+    subprocess.run(
+        [*cluster.run_as, str(cluster.bindir / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port),
+         "-U", "postgres", "-c", "CHECKPOINT"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cluster.data
+
+
+def test_errors_are_detail_bodies_and_bad_bodies_422(platform: Platform) -> None:
+    key = platform.new_key()
+    trace = uuid.uuid4().hex
+    with platform.api(key) as api:
+        cases = [
+            (f"/v2/trace/{trace}/exit", {"status": "weird"}, "status"),
+            (f"/v2/trace/{trace}/exit", {"status": "completed", "reward": "x"}, "reward"),
+            (f"/v2/trace/{trace}/exit", {}, "status"),
+            (f"/v2/trace/{trace}/enter", {"job_id": 5}, "job_id"),
+            (f"/v2/trace/job/{trace}/enter", {"group": "many"}, "group"),
+            (f"/telemetry/trace/{trace}/telemetry-upload", {"telemetry": "no"}, "telemetry"),
+            (f"/telemetry/trace/{trace}/telemetry-upload", {"telemetry": [{"x": 1}]}, "span_id"),
+            ("/v2/rollouts/cancel_job", {}, "job_id"),
+            ("/v2/projects", {"name": ""}, "name"),
+        ]
+        for path, body, field in cases:
+            reply = api.post(path, json=body)
+            assert reply.status_code == 422, (path, body, reply.status_code, reply.text)
+            detail = reply.json()["detail"]
+            assert isinstance(detail, str) and field in detail, (path, detail)
+        for raw in (b"{not json", b"[]", b"null", b"\xff\xfe"):
+            reply = api.post(
+                f"/v2/trace/{trace}/exit", content=raw, headers={"content-type": "application/json"}
+            )
+            assert reply.status_code == 422, (raw, reply.text)
+        assert api.get("/v2/jobs", params={"limit": 0}).status_code == 422
+        assert api.get("/v2/jobs", params={"limit": "x"}).status_code == 422
+        reply = api.get("/v2/nowhere")
+        assert reply.status_code == 404 and "detail" in reply.json()
+        assert api.get(f"/v2/jobs/{uuid.uuid4()}/traces").json()["detail"].startswith("Job")
+        assert api.get("/v2/projects/not-a-uuid").status_code == 404
+        reply = api.post("/gateway/v1/messages", json={})
+        assert reply.status_code == 404 and "gateway" in reply.json()["detail"]
+        big = b'{"telemetry": [' + b" " * (40 * 1024 * 1024) + b"]}"
+        reply = api.post(f"/telemetry/trace/{trace}/telemetry-upload", content=big,
+                         headers={"content-type": "application/json"})  # fmt: skip
+        assert reply.status_code == 413
+        assert api.get("/v2/auth/me").is_success  # still serving
+
+
+def test_both_id_forms_and_span_upserts(platform: Platform) -> None:
+    key = platform.new_key()
+    job, trace = uuid.uuid4(), uuid.uuid4()
+    with platform.api(key) as api:
+        # spans before the trace was entered, then an update of the same span
+        up = f"/telemetry/trace/{trace.hex}/telemetry-upload"
+        early = span(trace, "a" * 16, "first draft", "2026-01-01T00:00:01Z")
+        assert api.post(up, json={"telemetry": [early]}).json() == {"accepted": 1}
+        assert api.post(
+            f"/v2/trace/job/{job.hex}/enter", json={"name": "ids", "group": 2}
+        ).is_success
+        body = {"job_id": job.hex, "group_id": "g" * 32, "task_slug": "s", "model": "m"}
+        assert api.post(f"/v2/trace/{trace}/enter", json=body).is_success  # dashed form
+        assert api.get(f"/v2/trace/{trace.hex}").json()["status"] == "running"
+        exit_body = {"status": "completed", "reward": 0.5, "evaluation_result": {"score": 0.5},
+                     "stop_reason": "done", "metadata": {"k": 1}}  # fmt: skip
+        assert api.post(f"/v2/trace/{trace.hex}/exit", json=exit_body).is_success
+        late = [span(trace, "a" * 16, "final", "2026-01-01T00:00:01Z"),
+                span(trace, "b" * 16, "second", "2026-01-01T00:00:02Z")]  # fmt: skip
+        assert api.post(
+            f"/telemetry/trace/{trace}/telemetry-upload", json={"telemetry": late}
+        ).is_success
+        spans = page(api, f"/v2/trace/{trace}/spans")
+        assert [s["attributes"]["hud.payload"]["content"] for s in spans] == ["final", "second"]
+        got = api.get(f"/v2/trace/{trace}").json()
+        assert got["span_count"] == 2
+        assert (got["status"], got["reward"], got["stop_reason"]) == ("completed", 0.5, "done")
+        assert got["job_id"] == str(job) and got["metadata"] == {"k": 1}
+        events = api.get(f"/v2/trace/{trace.hex}/events").json()["events"]
+        assert [e["kind"] for e in events] == ["agent_message", "agent_message"]
+        assert events[0]["text"] == "final"
+        assert page(api, f"/v2/jobs/{job.hex}/traces") == page(api, f"/v2/jobs/{job}/traces")
+        job_row = api.get(f"/v2/jobs/{job.hex}").json()
+        assert (job_row["id"], job_row["group"], job_row["status"]) == (str(job), 2, "completed")
+
+
+def test_paging_and_projects(platform: Platform) -> None:
+    team = f"paging-{uuid.uuid4().hex[:6]}"
+    assert platform.hud("team", "add", team).returncode == 0
+    key = platform.new_key("--team", team)
+    with platform.api(key) as api:
+        job = uuid.uuid4()
+        for _ in range(5):
+            api.post(f"/v2/trace/{uuid.uuid4().hex}/enter", json={"job_id": job.hex})
+        seen: list[str] = []
+        while True:
+            body = api.get(
+                f"/v2/jobs/{job}/traces", params={"limit": 2, "offset": len(seen)}
+            ).json()
+            assert body["total"] == 5
+            seen += [t["id"] for t in body["items"]]
+            if len(seen) >= body["total"]:
+                break
+        assert len(set(seen)) == 5
+        projects = api.get("/v2/projects", params={"limit": 1}).json()
+        assert projects["total"] == 1 and projects["items"][0]["is_default"] is True
+        made = api.post("/v2/projects", json={"name": "My Project_1", "description": "d"})
+        assert made.status_code == 200, made.text
+        assert made.json()["name"] == "my-project-1"
+        assert api.post("/v2/projects", json={"name": "my project 1"}).status_code == 409
+        found = page(api, "/v2/projects", search="my-project-1")
+        assert [p["id"] for p in found] == [made.json()["id"]]
+        assert api.get(f"/v2/projects/{made.json()['id']}").json()["name"] == "my-project-1"
+
+
+def test_admin_commands(platform: Platform) -> None:
+    env = platform.hud("env")
+    assert env.returncode == 0, env.stderr
+    lines = dict(line.removeprefix("export ").split("=", 1) for line in env.stdout.splitlines())
+    assert lines == platform.client_env()
+    made = platform.hud("key", "create", "--name", "plain")
+    assert made.returncode == 0
+    key = made.stdout.strip().splitlines()[-1]
+    with platform.api(key) as api:
+        assert api.get("/v2/auth/me").is_success
+    email = f"u{uuid.uuid4().hex[:6]}@example.com"
+    assert platform.hud("user", "add", email).returncode == 0
+    user_key = platform.new_key("--user", email)
+    with platform.api(user_key) as api, platform.api(key) as admin:
+        assert (
+            api.get("/v2/auth/me").json()["user_id"] != admin.get("/v2/auth/me").json()["user_id"]
+        )
+    dup = platform.hud("user", "add", email)
+    assert dup.returncode == 1 and "already exists" in dup.stderr and "Traceback" not in dup.stderr
+    missing = platform.hud("key", "create", "--team", "no-such-team")
+    assert missing.returncode == 1 and "no-such-team" in missing.stderr
