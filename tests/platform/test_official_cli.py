@@ -129,7 +129,9 @@ def test_jobs_list_get_and_trace_get(
 
 
 def test_jobs_cancel(platform: Platform, home: Path, project: Path) -> None:
-    key = platform.new_key("--name", "official-cancel")
+    email = f"cancel-{uuid.uuid4().hex[:6]}@example.com"  # its own user: `--all` is per user
+    assert platform.hud("user", "add", email).returncode == 0
+    key = platform.new_key("--user", email)
     job, t1, t2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     with platform.api(key) as api:
         assert api.post(f"/v2/trace/job/{job.hex}/enter", json={"name": "c", "group": 1}).is_success
