@@ -362,6 +362,40 @@ async def test_ready_timeout_keyword() -> None:
             await asyncio.wait_for(_enter(srv.url, ready_timeout=0.3), 20)
 
 
+async def never_answers(conn: Conn) -> None:
+    """A listener that accepts and reads but never replies."""
+    while await conn.recv() is not None:
+        pass
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+async def test_ready_timeout_bounds_an_unanswered_hello(pipeline: bool) -> None:
+    """The readiness ``hello`` has a deadline: a server that accepts but never answers fails
+    after ``ready_timeout`` (the outer guard only catches a hang)."""
+    async with Scripted(never_answers) as srv:
+        with pytest.raises(TimeoutError, match=r"not ready.*no reply to hello"):
+
+            async def use() -> None:
+                async with connect(
+                    srv.url, ready_timeout=0.5, heartbeat=None, pipeline=pipeline
+                ) as client:
+                    await client.list_tasks()
+
+            await asyncio.wait_for(use(), 30)
+        assert srv.conns
+
+
+async def test_connection_refused_fails_fast_with_a_clear_message() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError, match=f"nothing is listening at .*:{port}"):
+        # ready_timeout is far longer than the outer guard: refusal must end it first
+        await asyncio.wait_for(_enter(f"127.0.0.1:{port}", ready_timeout=600), 30)
+
+
 @pytest.mark.parametrize("bad", [True, -1, 0, float("nan"), float("inf"), "5"])
 def test_ready_timeout_param_validation(bad: Any) -> None:
     runtime = SimpleNamespace(url="tcp://127.0.0.1:1", params={"ready_timeout": bad})
@@ -689,7 +723,10 @@ async def test_binding_match_by_name_protocol_family(bound_client: HudClient) ->
         assert "shell" in str(info.value) and "shell2" in str(info.value)
     with pytest.raises(KeyError, match="no capability") as info:
         await bound_client.binding("robot")
-    assert "available: shell, shell2, browser, tools, odd" in str(info.value)
+    # the official client's wording: names with their protocols
+    assert "no capability 'robot' (available: shell (ssh/2), shell2 (ssh/2), browser" in str(
+        info.value
+    )
 
 
 async def test_routed_url_keeps_userinfo_path_and_native_url(bound_client: HudClient) -> None:

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 from hud.capabilities import CommandResult
 from hud.clients.capability_clients import client_factory, register_capability_client
 from hud.clients.client import (
+    DEFAULT_READY_TIMEOUT,
     HudClient,
+    Manifest,
+    RoutedCapability,
+    ServerInfo,
     connect,
     grade_score,
     parse_address,
@@ -23,13 +27,17 @@ if TYPE_CHECKING:
     from hud.clients.ssh_client import SSHClient
 
 __all__ = [
+    "DEFAULT_READY_TIMEOUT",
     "CDPClient",
     "CommandResult",
     "HudClient",
     "HudProtocolError",
     "MCPClient",
+    "Manifest",
     "RFBClient",
+    "RoutedCapability",
     "SSHClient",
+    "ServerInfo",
     "client_factory",
     "connect",
     "grade_score",

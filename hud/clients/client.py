@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,6 +21,7 @@ from hud.clients.capability_clients import (  # noqa: F401  (re-exported)
 from hud.protocol import (
     DEFAULT_MAX_FRAME,
     INTERNAL_ERROR,
+    PROTOCOL_VERSION,
     HudProtocolError,
     decode_frame,
     encode_frame,
@@ -30,6 +34,8 @@ log = logging.getLogger("hud.client")
 HEARTBEAT_INTERVAL = 120.0
 HEARTBEAT_TIMEOUT = 5.0
 DEFAULT_READY_TIMEOUT = 240.0
+#: How long `connect` retries a refused connection before saying nothing listens there.
+DEFAULT_REFUSED_TIMEOUT = 3.0
 
 
 def parse_address(url: str, default_port: int = 8765) -> tuple[str, int]:
@@ -86,8 +92,88 @@ class _Forwarder(Half):
         task.add_done_callback(client._tunnels.discard)
 
 
+@dataclass(frozen=True)
+class ServerInfo:
+    """The env's name and version, as announced by ``hello``."""
+
+    name: str
+    version: str
+
+
+class Manifest(dict[str, Any]):
+    """The ``hello`` result: the reply's keys as a dict (ours), and the official client's
+    attributes ``session_id``, ``protocol_version``, ``server_info`` and ``bindings``."""
+
+    @property
+    def session_id(self) -> str | None:
+        sid = self.get("session_id")
+        return sid if isinstance(sid, str) else None
+
+    @property
+    def protocol_version(self) -> str:
+        version = self.get("protocol_version")
+        return version if isinstance(version, str) else PROTOCOL_VERSION
+
+    @property
+    def server_info(self) -> ServerInfo:
+        env = self.get("env")
+        env = env if isinstance(env, dict) else {}
+        return ServerInfo(str(env.get("name", "")), str(env.get("version", "")))
+
+    @property
+    def bindings(self) -> list[Capability]:
+        """The env-native bindings (`HudClient.binding` gives the routed ones)."""
+        out = []
+        for item in self.get("bindings") or []:
+            with contextlib.suppress(TypeError, ValueError):
+                out.append(Capability.from_binding(item))
+        return out
+
+
+class RoutedCapability(Capability):
+    """What `HudClient.binding` returns: usable directly (the official client's synchronous
+    ``binding``) and awaitable (ours: ``await client.binding(ref)``) alike."""
+
+    def __await__(self) -> Generator[Any, None, RoutedCapability]:
+        if False:  # pragma: no cover - makes this a generator
+            yield
+        return self
+
+
+class _PendingBinding:
+    """``binding(ref)`` while a pipelined ``hello`` is unanswered: await it for the binding."""
+
+    def __init__(self, client: HudClient, ref: str) -> None:
+        self._client, self._ref = client, ref
+
+    def __await__(self) -> Generator[Any, None, RoutedCapability]:
+        return self._resolve().__await__()
+
+    async def _resolve(self) -> RoutedCapability:
+        await self._client.ready()
+        return self._client.binding(self._ref)  # type: ignore[return-value]
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            f"binding({self._ref!r}) before the hello reply: use 'await client.binding(...)'"
+        )
+
+
+def _jsonable(items: Sequence[Any]) -> list[Any]:
+    return [i.model_dump(mode="json") if hasattr(i, "model_dump") else i for i in items]
+
+
+_UNSET: Any = object()
+_PAYLOAD_KEYS = frozenset({"answer", "id", "args"})
+
+
 class HudClient:
-    """One control connection to an environment server."""
+    """One control connection to an environment server.
+
+    Method names and argument shapes of the official client work too: ``start_task(id, args)``,
+    ``grade({"answer": ...})``, ``hello()`` returning a `Manifest` with attributes, a
+    synchronous ``binding(ref)``, ``abort()``.
+    """
 
     def __init__(
         self,
@@ -110,7 +196,7 @@ class HudClient:
         self._sent_token = False
         self._hello_rid = 0  # id of a pipelined hello whose reply is not read yet
         self._ready_deadline = 0.0
-        self._forwarders: dict[str, tuple[asyncio.Server, Capability]] = {}
+        self._forwarders: dict[str, tuple[asyncio.Task[asyncio.Server], Capability]] = {}
         self._tunnels: set[asyncio.Task[Any]] = set()
         self._opened: dict[str, Any] = {}
 
@@ -131,6 +217,10 @@ class HudClient:
         if channel is not None:
             with contextlib.suppress(Exception):
                 channel.abort()
+
+    def abort(self) -> None:
+        """Drop the connection at once (no ``bye``, no graceful close)."""
+        self._abort()
 
     def _encode(self, method: str, params: dict[str, Any] | None) -> tuple[int, bytes]:
         """The next request frame (FrameTooLargeError before anything is sent or counted)."""
@@ -224,10 +314,14 @@ class HudClient:
             try:
                 if data:
                     channel.write(data)
-                await channel.drain()
-                hello = await self._reply(channel, "hello", self._hello_rid)
+                async with asyncio.timeout_at(self._ready_deadline):
+                    await channel.drain()
+                    hello = await self._reply(channel, "hello", self._hello_rid)
             except (OSError, EOFError) as exc:
                 self._abort()
+                if asyncio.get_running_loop().time() >= self._ready_deadline:
+                    self._hello_rid = 0
+                    raise TimeoutError(f"env at {self.url} not ready: no reply to hello") from exc
                 await self._redo_hello(exc)
                 continue
             except BaseException:
@@ -280,12 +374,26 @@ class HudClient:
                 log.warning("ignoring malformed binding %r: %s", item, exc)
         self.bindings = bindings
 
-    async def hello(self, session_id: str | None = None) -> dict[str, Any]:
-        """Handshake (or resume ``session_id``); refreshes the env info and bindings."""
-        params = {"session_id": session_id} if session_id else {}
+    async def hello(
+        self,
+        session_id: str | None = None,
+        *,
+        workspace_routes: Sequence[Any] = (),
+        connections: Sequence[Any] = (),
+    ) -> Manifest:
+        """Handshake (or resume ``session_id``); refreshes the env info and bindings.
+
+        ``workspace_routes`` and ``connections`` (the official client's hello parameters) are
+        sent when given; servers that do not know them ignore them.
+        """
+        params: dict[str, Any] = {"session_id": session_id} if session_id else {}
+        if workspace_routes:
+            params["workspace_routes"] = _jsonable(workspace_routes)
+        if connections:
+            params["connections"] = _jsonable(connections)
         result = await self.call("hello", params)
         self._apply_hello(result)
-        return result
+        return Manifest(result)
 
     async def heartbeat(self) -> dict[str, Any]:
         await self.ready()  # a pipelined hello's reply carries the session id to resume
@@ -298,18 +406,50 @@ class HudClient:
             raise HudProtocolError(INTERNAL_ERROR, "tasks.list: 'tasks' is not a list")
         return tasks
 
-    async def start(self, task_id: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def start_task(self, task_id: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         """Start a task; returns the start frame (``prompt`` and extras)."""
         return await self.call("tasks.start", {"id": task_id, "args": args or {}})
 
+    start = start_task  # our earlier name
+
     async def grade(
-        self, answer: Any, *, task_id: str | None = None, args: dict[str, Any] | None = None
+        self,
+        payload: Any = _UNSET,
+        /,
+        *,
+        answer: Any = _UNSET,
+        task_id: str | None = None,
+        args: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Grade the task in progress; returns the grade frame (``score`` is numeric).
 
-        ``task_id``/``args`` make our servers adopt only a parked task started with them (G9);
-        official servers ignore both.
+        ``grade({"answer": ...})`` (the official client's payload: ``answer`` plus optional
+        ``id``/``args``) or ``grade(answer)`` / ``grade(answer=...)`` (ours). A positional dict
+        with only those keys, ``answer`` among them, is a payload; pass ``answer=`` to send such
+        a dict as the answer itself. ``task_id``/``args`` make our servers adopt only a parked
+        task started with them (G9); official servers ignore both.
         """
+        if answer is _UNSET:
+            if payload is _UNSET:
+                raise TypeError("grade() needs a payload {'answer': ...} or answer=")
+            if (
+                isinstance(payload, dict)
+                and "answer" in payload
+                and payload.keys() <= _PAYLOAD_KEYS
+            ):
+                task_id = payload.get("id", task_id)
+                args = payload.get("args", args)
+                answer = payload["answer"]
+            else:
+                answer = payload
+        elif payload is not _UNSET:
+            raise TypeError("grade() takes a payload or answer=, not both")
+        return await self.grade_answer(answer, task_id=task_id, args=args)
+
+    async def grade_answer(
+        self, answer: Any, *, task_id: str | None = None, args: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """`grade` with ``answer`` taken as is (never read as a payload)."""
         params: dict[str, Any] = {"answer": answer}
         if task_id is not None:
             params["id"] = task_id
@@ -320,6 +460,7 @@ class HudClient:
         return frame
 
     async def cancel(self) -> dict[str, Any]:
+        """Cancel the task in progress; its result frame (the official client returns None)."""
         return await self.call("tasks.cancel")
 
     async def bye(self) -> dict[str, Any]:
@@ -330,27 +471,50 @@ class HudClient:
         """Match by name, full protocol, or protocol family."""
         matches = [b for b in self.bindings if ref in (b.name, b.protocol, family(b.protocol))]
         if not matches:
-            available = ", ".join(b.name for b in self.bindings) or "none"
-            raise KeyError(f"no capability matching {ref!r} (available: {available})")
+            available = ", ".join(f"{b.name} ({b.protocol})" for b in self.bindings) or "none"
+            raise KeyError(f"no capability {ref!r} (available: {available})")
         if len(matches) > 1:
             names = ", ".join(b.name for b in matches)
             raise KeyError(f"ambiguous capability {ref!r}: matches {names}")
         return matches[0]
 
-    async def binding(self, ref: str) -> Capability:
-        """The capability with its URL routed through a local tunnel forwarder."""
-        await self.ready()
+    def binding(self, ref: str) -> RoutedCapability:
+        """The capability with its URL routed through a local tunnel forwarder.
+
+        Synchronous, as in the official client; the result can also be awaited (ours). While a
+        pipelined ``hello`` is unanswered the bindings are not known yet: then only
+        ``await client.binding(ref)`` works (it waits for the reply).
+        """
+        if self._hello_rid:
+            return _PendingBinding(self, ref)  # type: ignore[return-value]
         cap = self.find_binding(ref)
         existing = self._forwarders.get(cap.name)
         if existing is not None:
             return existing[1]
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Forwarder(self, cap.name), "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        routed = cap.model_copy(
-            update={"url": routed_url(cap.url, "127.0.0.1", port), "native_url": cap.url}
+        # Listen now (synchronously); connections wait in the backlog until the server's
+        # accept loop, started just below, picks them up.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(100)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        port = sock.getsockname()[1]
+        name = cap.name
+        starting = loop.create_task(
+            loop.create_server(lambda: _Forwarder(self, name), sock=sock, start_serving=True)
         )
-        self._forwarders[cap.name] = (server, routed)
+        routed = RoutedCapability(
+            **{
+                **cap.model_dump(),
+                "url": routed_url(cap.url, "127.0.0.1", port),
+                "native_url": cap.url,
+            }
+        )
+        self._forwarders[name] = (starting, routed)
         return routed
 
     async def open_tunnel(self, name: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -415,7 +579,7 @@ class HudClient:
             raise ValueError(
                 f"no client for protocol {cap.protocol!r}; use binding({ref!r}) for raw access"
             )
-        routed = await self.binding(cap.name)
+        routed = self.binding(cap.name)
         delay = 0.25
         for attempt in range(3):
             try:
@@ -440,8 +604,13 @@ class HudClient:
                     if asyncio.iscoroutine(result):
                         await result
         self._opened.clear()
-        for server, _ in self._forwarders.values():
-            server.close()
+        for starting, _ in self._forwarders.values():
+            if starting.done() and not starting.cancelled() and starting.exception() is None:
+                starting.result().close()
+            else:
+                starting.cancel()
+                with contextlib.suppress(BaseException):
+                    (await starting).close()
         self._forwarders.clear()
         for task in list(self._tunnels):
             task.cancel()
@@ -465,15 +634,22 @@ def connect(
     runtime: Any,
     *,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    workspace_routes: Sequence[Any] = (),
+    connections: Sequence[Any] = (),
     token: str | None = None,
     heartbeat: float | None = HEARTBEAT_INTERVAL,
     pipeline: bool = False,
+    refused_timeout: float = DEFAULT_REFUSED_TIMEOUT,
 ) -> _Connect:
     """Connect to a runtime (or URL), wait until it answers ``hello``, and yield a client.
 
     ``async with connect(runtime) as client:``. Readiness: connection refused is retried every
     0.05 s, other OS errors and EOF during ``hello`` every 0.5 s, until ``ready_timeout``
-    (``runtime.params["ready_timeout"]`` overrides); an RPC error is fatal. A heartbeat
+    (``runtime.params["ready_timeout"]`` overrides), a deadline that also bounds each connect
+    and the wait for the ``hello`` reply (`TimeoutError`); an RPC error is fatal. A server
+    that refused every attempt for ``refused_timeout`` seconds is not starting: then
+    `ConnectionRefusedError` ("nothing is listening at ..."). ``workspace_routes`` and
+    ``connections`` are passed to ``hello`` (the official client's parameters). A heartbeat
     ``hello`` every ``heartbeat`` seconds (None: off) cancels the task owning the block if the
     connection fails. On exit the client is closed (no ``bye``).
 
@@ -486,7 +662,13 @@ def connect(
     is raised by the first call instead of by ``connect``.
     """
     return _Connect(
-        runtime, ready_timeout=ready_timeout, token=token, heartbeat=heartbeat, pipeline=pipeline
+        runtime,
+        ready_timeout=ready_timeout,
+        token=token,
+        heartbeat=heartbeat,
+        pipeline=pipeline,
+        refused_timeout=refused_timeout,
+        hello_params={"workspace_routes": workspace_routes, "connections": connections},
     )
 
 
@@ -501,6 +683,8 @@ class _Connect:
         token: str | None,
         heartbeat: float | None,
         pipeline: bool = False,
+        refused_timeout: float = DEFAULT_REFUSED_TIMEOUT,
+        hello_params: dict[str, Any] | None = None,
     ) -> None:
         self.url = runtime if isinstance(runtime, str) else runtime.url
         self.pipeline = pipeline
@@ -509,6 +693,8 @@ class _Connect:
             token = params.get("token") if isinstance(params, dict) else None
         self.token = token
         self.ready_timeout = _ready_timeout(runtime, ready_timeout)
+        self.refused_timeout = refused_timeout
+        self.hello_params = hello_params or {}
         self.heartbeat = heartbeat
         self.client: HudClient | None = None
         self._beat: _Heartbeat | None = None
@@ -516,20 +702,35 @@ class _Connect:
     async def __aenter__(self) -> HudClient:
         client = HudClient(self.url, token=self.token)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ready_timeout
+        began = loop.time()
+        deadline = began + self.ready_timeout
+        only_refused = True  # every attempt so far was refused: nothing listens there
         while True:
+            step = "connecting"
             try:
-                await client.connect()
-                if self.pipeline:
-                    client._send_hello(deadline)
-                else:
-                    await client.hello()
+                async with asyncio.timeout_at(deadline):
+                    await client.connect()
+                    step = "waiting for the hello reply"
+                    if self.pipeline and not any(self.hello_params.values()):
+                        client._send_hello(deadline)
+                    else:
+                        await client.hello(**self.hello_params)
                 break
             except (OSError, EOFError) as exc:
                 client._abort()
-                if loop.time() >= deadline:
-                    raise TimeoutError(f"env at {self.url} not ready: {exc}") from exc
-                await asyncio.sleep(0.05 if isinstance(exc, ConnectionRefusedError) else 0.5)
+                now = loop.time()
+                if now >= deadline:
+                    why = "no reply to hello" if step != "connecting" else str(exc) or "timed out"
+                    raise TimeoutError(
+                        f"env at {self.url} not ready after {self.ready_timeout:g}s: {why}"
+                    ) from exc
+                refused = isinstance(exc, ConnectionRefusedError)
+                only_refused = only_refused and refused
+                if only_refused and now - began >= self.refused_timeout:
+                    raise ConnectionRefusedError(
+                        f"nothing is listening at {self.url} (connection refused)"
+                    ) from None
+                await asyncio.sleep(min(0.05 if refused else 0.5, max(deadline - now, 0)))
             except BaseException:
                 client._abort()
                 raise

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from .helpers import INTEROP_ENV, ServerProcess, requires_peer, run_peer_script, start_server
+from .helpers import (
+    INTEROP_ENV,
+    ServerProcess,
+    requires_peer,
+    run_peer_script,
+    run_script,
+    start_server,
+)
 
 pytestmark = requires_peer
 
@@ -346,3 +353,50 @@ def test_rollout_timeout_cancels_task(scenario: dict[str, Any]) -> None:
     assert scenario["reward"] == 0.0
     assert scenario["elapsed"] < 5
     assert scenario["events"][-2:] == ["start:to", "close:to"]  # tasks.cancel ran teardown
+
+
+# -- the same script against our client ----------------------------------------------------
+_VARYING = [
+    (re.compile(r"sess-[0-9a-f]{8}"), "sess-*"),
+    (re.compile(r"127\.0\.0\.1:(?!1\b|80\b)\d+"), "127.0.0.1:*"),
+]
+
+
+def _normalized(outcome: Any) -> Any:
+    """Session ids, ephemeral ports and timings vary from run to run."""
+    if isinstance(outcome, dict):
+        return {k: ("*" if k == "elapsed" else _normalized(v)) for k, v in outcome.items()}
+    if isinstance(outcome, list):
+        return [_normalized(v) for v in outcome]
+    if isinstance(outcome, str):
+        for pattern, repl in _VARYING:
+            outcome = pattern.sub(repl, outcome)
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def our_results() -> dict[str, Any]:
+    """The official-API script, unchanged, under our package against a fresh server of ours."""
+    server = start_server("ours", INTEROP_ENV)
+    try:
+        return run_script("ours", "official_client.py", server.url, timeout=120)
+    finally:
+        server.stop()
+
+
+def test_official_api_script_runs_unchanged_on_our_client(
+    results: dict[str, Any], our_results: dict[str, Any]
+) -> None:
+    """A script written against the official `HudClient` (``connect(Runtime(...))``,
+    ``hello()`` attributes, ``start_task(id, args)``, ``grade({"answer": ...})``, synchronous
+    ``binding(ref)``, ``Taskset.run``...) gives the same results with our client as with theirs.
+    One documented difference: our ``cancel()`` returns the server's result frame (theirs
+    returns None)."""
+    ours = _normalized(our_results)
+    theirs = _normalized(results)
+    for key in ("cancel", "again"):
+        assert ours["cancel"][key] == {"cancelled": True} and theirs["cancel"][key] is None
+        ours["cancel"][key] = theirs["cancel"][key] = None
+    assert list(ours) == list(theirs)
+    for name in theirs:
+        assert ours[name] == theirs[name], name
