@@ -936,3 +936,41 @@ async def test_client_frame_limits() -> None:
             await client.close()
         received = [f["params"] for f in srv.conns[0].frames]
         assert not any("blob" in p for p in received), "the oversized frame was never sent"
+
+
+def test_announced_ssh_binding_loads_its_library_during_connect() -> None:
+    """asyncssh (~0.1 s to import) loads in a worker thread while `connect` completes when the
+    manifest announces an ssh binding, so `open("shell")` is just the handshake and the loop
+    never stalls on the import (a fresh interpreter: nothing imported it before)."""
+    import subprocess
+    import sys
+
+    script = """
+import asyncio, json, sys
+
+async def serve(reader, writer):
+    line = await reader.readline()
+    rid = json.loads(line)["id"]
+    binding = {"name": "shell", "protocol": "ssh/2", "url": "ssh://agent@127.0.0.1:1"}
+    result = {"session_id": "sess-00000001", "env": {"name": "e", "version": "1"},
+              "bindings": [binding]}
+    writer.write(json.dumps({"jsonrpc": "2.0", "id": rid, "result": result}).encode() + b"\\n")
+    await writer.drain()
+    await reader.read()
+
+async def main():
+    from hud.clients import connect
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    before = "asyncssh" in sys.modules
+    async with connect(f"127.0.0.1:{port}", heartbeat=None):
+        print(json.dumps([before, "asyncssh" in sys.modules]))
+    server.close()
+
+asyncio.run(main())
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [False, True]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import math
@@ -16,6 +17,7 @@ from hud.capabilities import Capability, family
 from hud.clients.capability_clients import (  # noqa: F401  (re-exported)
     CAPABILITY_CLIENTS,
     client_factory,
+    preload_libraries,
     register_capability_client,
 )
 from hud.protocol import (
@@ -199,6 +201,7 @@ class HudClient:
         self._forwarders: dict[str, tuple[asyncio.Task[asyncio.Server], Capability]] = {}
         self._tunnels: set[asyncio.Task[Any]] = set()
         self._opened: dict[str, Any] = {}
+        self._preloading: list[concurrent.futures.Future[Any]] = []
 
     # -- connection ------------------------------------------------------------------
     async def connect(self) -> None:
@@ -373,6 +376,14 @@ class HudClient:
             except (TypeError, ValueError) as exc:
                 log.warning("ignoring malformed binding %r: %s", item, exc)
         self.bindings = bindings
+        self._preloading = preload_libraries(b.protocol for b in bindings)
+
+    async def _libraries_loaded(self) -> None:
+        """Wait for the capability-client libraries the manifest made us preload."""
+        pending, self._preloading = self._preloading, []
+        for future in pending:
+            with contextlib.suppress(Exception):  # the client's own import reports it
+                await asyncio.wrap_future(future)
 
     async def hello(
         self,
@@ -579,6 +590,7 @@ class HudClient:
             raise ValueError(
                 f"no client for protocol {cap.protocol!r}; use binding({ref!r}) for raw access"
             )
+        await self._libraries_loaded()
         routed = self.binding(cap.name)
         delay = 0.25
         for attempt in range(3):
@@ -734,6 +746,9 @@ class _Connect:
             except BaseException:
                 client._abort()
                 raise
+        # Libraries of the announced capabilities' clients load in a worker thread meanwhile
+        # (the loop keeps serving other connections); `open` is then just the handshake.
+        await client._libraries_loaded()
         self.client = client
         owner = asyncio.current_task()
         if self.heartbeat and owner is not None:
