@@ -9,6 +9,7 @@ def register(app: typer.Typer) -> None:
     from hud.cli.eval_cmd import eval_command
     from hud.cli.init_cmd import init_command
     from hud.cli.jobs_cmd import jobs_command
+    from hud.cli.login_cmd import login_command
     from hud.cli.platform_cmd import platform_app
     from hud.cli.serve_cmd import serve_command
     from hud.cli.set_cmd import set_command
@@ -23,3 +24,4 @@ def register(app: typer.Typer) -> None:
     app.command(name="jobs")(jobs_command)
     app.command(name="trace")(trace_command)
     app.add_typer(platform_app, name="platform")
+    app.command(name="login")(login_command)

@@ -67,7 +67,8 @@ def serve_command(
 
     _require_extra()
     from hud.cli.output import console
-    from hud.platform.server import DataDir, Started, client_urls, serve
+    from hud.platform.server import DataDir, Started, serve
+    from hud.platform.urls import client_urls
 
     out = console()
 
@@ -83,7 +84,14 @@ def serve_command(
 
     try:
         asyncio.run(
-            serve(host=host, port=port, data_dir=DataDir.at(data_dir), db=db, on_start=started)
+            serve(
+                host=host,
+                port=port,
+                data_dir=DataDir.at(data_dir),
+                db=db,
+                on_start=started,
+                device_interval=login_interval,
+            )
         )
     except KeyboardInterrupt:
         pass
@@ -94,7 +102,8 @@ def serve_command(
 @platform_app.command("env")
 def env_command(data_dir: Path = DATA_DIR) -> None:
     """Print the export lines that point a client at the running platform."""
-    from hud.platform.server import DataDir, client_urls
+    from hud.platform.server import DataDir
+    from hud.platform.urls import client_urls
 
     url = DataDir.at(data_dir).url()
     if not url:

@@ -68,18 +68,6 @@ class DataDir:
         return value if isinstance(value, str) else None
 
 
-def client_urls(base: str) -> dict[str, str]:
-    """The five client settings pointing at a platform served at ``base``."""
-    base = base.rstrip("/")
-    return {
-        "HUD_API_URL": base,
-        "HUD_TELEMETRY_URL": f"{base}/telemetry",
-        "HUD_GATEWAY_URL": f"{base}/gateway",
-        "HUD_RUNTIME_URL": base,
-        "HUD_WEB_URL": f"{base}/web",
-    }
-
-
 def _url_host(host: str) -> str:
     if host in ("", "0.0.0.0"):
         return "127.0.0.1"

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from hud.platform.api.deps import Devices, bearer
 from hud.platform.services import DeviceFlowError, Identity, NotFound, Unauthorized
+from hud.platform.urls import WEB_PREFIX, client_urls
 
-WEB_PREFIX = "/web"
 router = APIRouter()
 
 
@@ -47,9 +47,10 @@ async def device_code(body: CodeRequest, request: Request, devices: Devices) -> 
 
 
 @router.post("/auth/device/token", response_model=None)
-async def device_token(body: TokenRequest, devices: Devices) -> Any:
+async def device_token(body: TokenRequest, request: Request, devices: Devices) -> Any:
     try:
-        return await devices.poll(body.device_code)
+        granted = await devices.poll(body.device_code)
+        return {**granted, "settings": client_urls(str(request.base_url))}
     except DeviceFlowError as exc:
         return JSONResponse(
             {

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
 from hud.platform.api.deps import Caller, Runs
+from hud.platform.urls import TELEMETRY_PREFIX
 
-PREFIX = "/telemetry"
-router = APIRouter(prefix=PREFIX)
+router = APIRouter(prefix=TELEMETRY_PREFIX)
 
 
 class Upload(BaseModel):

@@ -73,49 +73,55 @@ class DeviceService:
 
     async def poll(self, device_code: str) -> dict[str, Any]:
         """The token endpoint: the new key once approved, else a `DeviceFlowError`."""
-        stamp = now()
         async with self.db.write() as conn:
-            row = (
-                await conn.execute(
-                    select(device_codes).where(device_codes.c.device_hash == _hash(device_code))
-                )
-            ).first()
-            if row is None:
-                raise DeviceFlowError("invalid_grant", "unknown device code")
-            if row.status == "redeemed":
-                raise DeviceFlowError("invalid_grant", "this device code was already used")
-            if aware(row.expires_at) <= stamp:
-                raise DeviceFlowError("expired_token", "the device code expired")
-            if row.status == "denied":
-                raise DeviceFlowError("access_denied", "the request was denied")
-            last = aware(row.last_poll_at)
-            if row.status == "pending":
-                too_fast = last is not None and (stamp - last).total_seconds() < row.interval
-                values: dict[str, Any] = {"last_poll_at": stamp}
-                if too_fast:
-                    values["interval"] = row.interval + SLOW_DOWN_STEP
-                await conn.execute(
-                    update(device_codes)
-                    .where(device_codes.c.device_hash == row.device_hash)
-                    .values(**values)
-                )
-                if too_fast:
-                    raise DeviceFlowError("slow_down", "polling too fast")
-                raise DeviceFlowError("authorization_pending", "waiting for approval")
-            claimed = await conn.execute(
-                update(device_codes)
-                .where(
-                    device_codes.c.device_hash == row.device_hash,
-                    device_codes.c.status == "approved",
-                )
-                .values(status="redeemed", last_poll_at=stamp)
+            outcome = await self._poll(conn, device_code)
+        if isinstance(outcome, DeviceFlowError):  # raised after the commit of the poll time
+            raise outcome
+        return outcome
+
+    async def _poll(self, conn: Any, device_code: str) -> dict[str, Any] | DeviceFlowError:
+        stamp = now()
+        row = (
+            await conn.execute(
+                select(device_codes).where(device_codes.c.device_hash == _hash(device_code))
             )
-            if not claimed.rowcount:
-                raise DeviceFlowError("invalid_grant", "this device code was already used")
-            user = (await conn.execute(select(users).where(users.c.id == row.user_id))).one()
-            team = (await conn.execute(select(teams).where(teams.c.id == row.team_id))).one()
-            name = f"login: {row.client_name}".strip()
-            key, info = await self.identity._create_key(conn, row.user_id, row.team_id, name)
+        ).first()
+        if row is None:
+            return DeviceFlowError("invalid_grant", "unknown device code")
+        if row.status == "redeemed":
+            return DeviceFlowError("invalid_grant", "this device code was already used")
+        if aware(row.expires_at) <= stamp:
+            return DeviceFlowError("expired_token", "the device code expired")
+        if row.status == "denied":
+            return DeviceFlowError("access_denied", "the request was denied")
+        last = aware(row.last_poll_at)
+        if row.status == "pending":
+            too_fast = last is not None and (stamp - last).total_seconds() < row.interval
+            values: dict[str, Any] = {"last_poll_at": stamp}
+            if too_fast:
+                values["interval"] = row.interval + SLOW_DOWN_STEP
+            await conn.execute(
+                update(device_codes)
+                .where(device_codes.c.device_hash == row.device_hash)
+                .values(**values)
+            )
+            if too_fast:
+                return DeviceFlowError("slow_down", "polling too fast")
+            return DeviceFlowError("authorization_pending", "waiting for approval")
+        claimed = await conn.execute(
+            update(device_codes)
+            .where(
+                device_codes.c.device_hash == row.device_hash,
+                device_codes.c.status == "approved",
+            )
+            .values(status="redeemed", last_poll_at=stamp)
+        )
+        if not claimed.rowcount:
+            return DeviceFlowError("invalid_grant", "this device code was already used")
+        user = (await conn.execute(select(users).where(users.c.id == row.user_id))).one()
+        team = (await conn.execute(select(teams).where(teams.c.id == row.team_id))).one()
+        name = f"login: {row.client_name}".strip()
+        key, info = await self.identity._create_key(conn, row.user_id, row.team_id, name)
         return {
             "api_key": key,
             "key_id": info["id"],
