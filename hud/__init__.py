@@ -27,6 +27,7 @@ _EXPORTS = {
     "Trace": "hud.eval.trace",
     "rollout": "hud.eval.rollout",
     "connect": "hud.clients",
+    "HudError": "hud.protocol.errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

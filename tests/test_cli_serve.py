@@ -80,7 +80,7 @@ def test_serve_banner_port_line_and_stop(demo_project: Path, hud_serve: Callable
     banner = "\n".join(served.banner)
     assert "demo" in banner
     assert f"serving on tcp://127.0.0.1:{served.port}" in banner
-    assert "1 task(s), 0 capability(ies)" in banner
+    assert "1 task template(s), 0 capability(ies)" in banner
     assert served.banner[-1] == f"HUD_SERVE_PORT={served.port}"
     assert sum(line.startswith("HUD_SERVE_PORT=") for line in served.banner) == 1
     info = asyncio.run(hello(served.port))

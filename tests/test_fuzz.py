@@ -396,6 +396,8 @@ class _Model:
         closes = method == "bye" and code is None
         self.closed = closes
         if "id" not in obj:
+            if "method" not in obj or not isinstance(method, str):
+                return _Expected(_canon(None), INVALID_REQUEST)  # not even a notification
             return None
         known = method if isinstance(method, str) and method in KNOWN_METHODS else None
         return _Expected(_canon(obj["id"]), code, known, closes)

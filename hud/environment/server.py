@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import errno
 import ipaddress
 import logging
 import os
@@ -32,6 +34,8 @@ from hud.protocol import (
     SERVER_ERROR,
     UNAUTHORIZED,
     FrameTooLargeError,
+    HudError,
+    HudProtocolError,
     decode_frame,
     encode_frame,
     error_frame,
@@ -45,18 +49,59 @@ log = logging.getLogger("hud.server")
 
 #: Parked (started, disconnected, ungraded) sessions are cancelled after this idle time.
 DEFAULT_SESSION_TTL = 24 * 3600.0
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Bounds on what clients can make a `Server` hold (``hud serve`` flags of the same names).
+
+    With the defaults the server's memory stays below about
+    ``60 MiB + max_buffered + max_parked_bytes + 4 * max_frame`` (~ 250 MiB; the security
+    tests hold it under 300 MiB) whatever clients send: beyond ``max_buffered`` bytes of
+    incomplete frames in total, the connections whose frames have waited longest are dropped
+    (with an error frame); parking a session beyond ``max_parked`` / ``max_parked_bytes``
+    cancels the oldest parked one (its teardown runs).
+    """
+
+    #: Open connections (control sessions and tunnels); never more than the process's
+    #: descriptor limit minus ``fd_reserve``. At the limit a new connection sheds an idle one
+    #: (one that never completed a frame, else one with no task), or is refused.
+    max_connections: int = 1024
+    #: Descriptors kept free for the environment itself (tasks, tunnels' backends, files).
+    fd_reserve: int = 64
+    #: Longest frame accepted (bytes, newline excluded); also the most a connection buffers.
+    max_frame: int = DEFAULT_MAX_FRAME
+    #: Bytes of incomplete frames buffered over all connections.
+    max_buffered: int = 64 * MiB
+    #: Parked sessions kept (count, and bytes of their start request and reply).
+    max_parked: int = 1000
+    max_parked_bytes: int = 64 * MiB
+    #: A connection that does not complete a frame this many seconds after connecting (or
+    #: after the first bytes of a frame) is closed. 0 = never.
+    idle_timeout: float = 30.0
+    #: Parked sessions are cancelled after this many idle seconds. 0 = never.
+    session_ttl: float = DEFAULT_SESSION_TTL
+
+    def connection_cap(self) -> int:
+        """``max_connections``, lowered to fit the process's descriptor limit."""
+        cap = self.max_connections
+        try:
+            import resource
+
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        except (ImportError, OSError, ValueError):  # pragma: no cover - non-POSIX
+            return max(1, cap)
+        if soft != resource.RLIM_INFINITY:
+            cap = min(cap, soft - self.fd_reserve)
+        return max(8, cap)
+
+
 SECRET_PARAMS = ("client_key", "client_key_path")
 #: Extensions announced in ``hello`` (official clients ignore unknown result keys).
 #: ``tasks.grade.id``: a ``tasks.grade`` carrying ``id`` (and optionally ``args``) adopts only a
 #: parked task started with that id (and those args).
 FEATURES = ["tasks.grade.id"]
-
-
-class RpcError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -65,6 +110,8 @@ class _Session:
     runner: TaskRunner | None = None
     live: bool = True
     parked_at: float = field(default_factory=time.monotonic)
+    #: Size of the running task's start request and reply (what parking it holds, roughly).
+    nbytes: int = 0
 
 
 def _mint_session_id() -> str:
@@ -90,23 +137,42 @@ class Server:
         port: int = 0,
         *,
         token: str | None = None,
-        session_ttl: float = DEFAULT_SESSION_TTL,
-        max_frame: int = DEFAULT_MAX_FRAME,
+        limits: ServerLimits | None = None,
+        session_ttl: float | None = None,
+        max_frame: int | None = None,
     ) -> None:
+        limits = limits or ServerLimits()
+        if session_ttl is not None:
+            limits = dataclasses.replace(limits, session_ttl=session_ttl)
+        if max_frame is not None:
+            limits = dataclasses.replace(limits, max_frame=max_frame)
         self.env = env
         self.host = host
         self.requested_port = port
         self.token = token or None
-        self.session_ttl = session_ttl
-        self.max_frame = max_frame
+        self.limits = limits
+        self.session_ttl = limits.session_ttl
+        self.max_frame = limits.max_frame
+        self.max_buffered = limits.max_buffered
+        self.max_connections = limits.connection_cap()
         self.share_keys = is_loopback(host) or self.token is not None
         self._sessions: dict[str, _Session] = {}
+        self._parked: dict[str, _Session] = {}  # oldest first
+        self._parked_bytes = 0
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
+        self._fresh: dict[_Connection, None] = {}  # no frame completed yet; oldest first
+        self._buffered = 0  # bytes of incomplete frames over all connections
+        self._ticks = 0  # frames handled (orders connections by last activity)
         self._listeners: list[socket.socket] = []
         self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._evictions: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._idle_watch: asyncio.Task[None] | None = None
+        self._accept_delay = 0.0
+        self._warned: dict[str, float] = {}
+        self._shed_count = 0
         self._closing = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -152,6 +218,8 @@ class Server:
             await self._server.start_serving()
         if self.session_ttl and self.session_ttl > 0:
             self._sweeper = asyncio.create_task(self._sweep())
+        if self.limits.idle_timeout and self.limits.idle_timeout > 0:
+            self._idle_watch = asyncio.create_task(self._watch_idle(self.limits.idle_timeout))
         return self
 
     async def close(self) -> None:
@@ -162,8 +230,9 @@ class Server:
         self._stop_accepting()
         if self._server is not None:
             self._server.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for watcher in (self._sweeper, self._idle_watch):
+            if watcher is not None:
+                watcher.cancel()
         for conn in list(self._connections):
             conn.shutdown()
         for task in list(self._handlers):
@@ -172,9 +241,13 @@ class Server:
             await asyncio.gather(*self._handlers, return_exceptions=True)
         for conn in list(self._connections):
             conn.finish()
+        if self._evictions:
+            await asyncio.gather(*self._evictions, return_exceptions=True)
         for session in list(self._sessions.values()):
             await self._drop_runner(session)
         self._sessions.clear()
+        self._parked.clear()
+        self._parked_bytes = 0
         await self.env.stop()
 
     async def serve_forever(self) -> None:
@@ -198,7 +271,7 @@ class Server:
 
     # -- sessions --------------------------------------------------------------------
     def parked(self) -> list[_Session]:
-        return [s for s in self._sessions.values() if not s.live and s.runner is not None]
+        return [s for s in self._parked.values() if s.runner is not None]
 
     async def _drop_runner(self, session: _Session) -> None:
         runner, session.runner = session.runner, None
@@ -210,18 +283,58 @@ class Server:
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
-            for session in self.parked():
+            for session in list(self._parked.values()):
                 if now - session.parked_at >= self.session_ttl:
                     log.info("parked session %s expired; cancelling its task", session.id)
-                    self._sessions.pop(session.id, None)
+                    self._forget(session)
                     await self._drop_runner(session)
 
     def _park(self, session: _Session) -> None:
         if session.runner is None:
-            self._sessions.pop(session.id, None)
+            self._forget(session)
+            return
+        session.live = False
+        session.parked_at = time.monotonic()
+        self._parked[session.id] = session
+        self._parked_bytes += session.nbytes
+        limits = self.limits
+        while self._parked and (
+            len(self._parked) > limits.max_parked or self._parked_bytes > limits.max_parked_bytes
+        ):
+            oldest = next(iter(self._parked.values()))
+            self._warn_rarely(
+                "parked",
+                "parked sessions over the limit (%d sessions, %d bytes; max %d, %d): "
+                "cancelling the oldest (%s); further cancellations are logged at INFO",
+                len(self._parked),
+                self._parked_bytes,
+                limits.max_parked,
+                limits.max_parked_bytes,
+                oldest.id,
+            )
+            self._forget(oldest)
+            task = self._loop.create_task(self._drop_runner(oldest))
+            self._evictions.add(task)
+            task.add_done_callback(self._evictions.discard)
+
+    def _warn_rarely(self, topic: str, message: str, *args: Any) -> None:
+        """Log a warning at most once a minute per topic (INFO otherwise): an attack must not
+        flood the log."""
+        now = time.monotonic()
+        if now - self._warned.get(topic, -1e9) >= _WARN_EVERY:
+            self._warned[topic] = now
+            log.warning(message, *args)
         else:
-            session.live = False
-            session.parked_at = time.monotonic()
+            log.info(message, *args)
+
+    def _unpark(self, session: _Session) -> None:
+        if self._parked.pop(session.id, None) is not None:
+            self._parked_bytes -= session.nbytes
+
+    def _forget(self, session: _Session) -> None:
+        """Drop ``session`` from the table (its runner, if any, is the caller's)."""
+        self._unpark(session)
+        self._sessions.pop(session.id, None)
 
     # -- connections -----------------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
@@ -231,12 +344,13 @@ class Server:
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
-                # Out of descriptors or memory: stop accepting for a second (as asyncio does).
-                log.error("accept failed: %s", exc)
-                with contextlib.suppress(Exception):
-                    self._loop.remove_reader(listener.fileno())
-                    self._loop.call_later(1.0, self._resume_accepting, listener)
+                # Out of descriptors: close idle connections and try again at once; with
+                # nothing to shed, stop accepting for a while (doubling up to a second).
+                if exc.errno in _FD_ERRORS and self.shed(_SHED_BATCH):
+                    continue
+                self._back_off(listener, exc)
                 return
+            self._accept_delay = 0.0
             try:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -244,9 +358,83 @@ class Server:
                 pass
             _Connection(self).start(SocketIO(self._loop, sock))
 
+    def _back_off(self, listener: socket.socket, exc: OSError) -> None:
+        self._accept_delay = min(1.0, max(0.05, self._accept_delay * 2))
+        self._warn_rarely(
+            "accept",
+            "accept failed (%s) with %d connections open; pausing accepts for %.2fs",
+            exc.strerror or exc,
+            len(self._connections),
+            self._accept_delay,
+        )
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(listener.fileno())
+            self._loop.call_later(self._accept_delay, self._resume_accepting, listener)
+
     def _resume_accepting(self, listener: socket.socket) -> None:
         if not self._closing and listener in self._listeners:
             self._loop.add_reader(listener.fileno(), self._accept, listener)
+
+    def shed(self, n: int, keep: _Connection | None = None) -> int:
+        """Close up to ``n`` idle connections (never ``keep``); returns how many.
+
+        Connections that never completed a frame go first (oldest first), then control
+        sessions with neither a task nor a request in flight (least recently active first).
+        Tunnels and sessions holding a task are never shed.
+        """
+        closed = 0
+        for conn in list(self._fresh):
+            if closed >= n:
+                return closed
+            if conn is not keep:
+                conn.drop("server busy: idle connection closed to make room")
+                closed += 1
+        if closed < n:
+            idle = [
+                c
+                for c in self._connections
+                if c is not keep
+                and not c.tunnel
+                and not c.finished
+                and c._task is None
+                and c.session.runner is None
+            ]
+            idle.sort(key=lambda c: c.active_at)
+            for conn in idle[: n - closed]:
+                conn.drop("server busy: idle connection closed to make room")
+                closed += 1
+        if closed:
+            self._shed_count += closed
+            log.info("closed %d idle connection(s) to make room", closed)
+        return closed
+
+    async def _watch_idle(self, timeout: float) -> None:
+        """Close connections that have not completed a frame within ``timeout`` seconds."""
+        interval = min(5.0, max(0.05, timeout / 4))
+        loop = self._loop
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for conn in list(self._connections):
+                since = conn.waiting_since
+                if since is not None and now - since >= timeout and not conn.tunnel:
+                    conn.drop(f"timed out: no complete frame within {timeout:g}s")
+
+    def _trim_buffers(self, current: _Connection) -> None:
+        """Over `max_buffered`: drop the connections whose incomplete frames wait longest."""
+        waiting = [
+            c
+            for c in self._connections
+            if c is not current and c._accounted > _ALLOWANCE and c._task is None
+        ]
+        waiting.sort(key=lambda c: c.waiting_since or 0.0)
+        message = "server busy: too many bytes of incomplete frames buffered; frame dropped"
+        for conn in waiting:
+            if self._buffered <= self.max_buffered:
+                return
+            conn.drop(message)
+        if self._buffered > self.max_buffered:
+            current.drop(message)
 
     def _stop_accepting(self) -> None:
         listeners, self._listeners = self._listeners, []
@@ -275,14 +463,15 @@ class Server:
         wanted = params.get("session_id", conn.session.id)
         if wanted is not None and wanted != conn.session.id:
             if not isinstance(wanted, str):
-                raise RpcError(INVALID_PARAMS, "hello: 'session_id' must be a string")
+                raise HudProtocolError(INVALID_PARAMS, "hello: 'session_id' must be a string")
             target = self._sessions.get(wanted)
             if target is not None and target.live:
-                raise RpcError(INVALID_REQUEST, f"session '{wanted}' has a live connection")
+                raise HudProtocolError(INVALID_REQUEST, f"session '{wanted}' has a live connection")
             if target is None or target.runner is None:
-                raise RpcError(INVALID_REQUEST, f"unknown session: '{wanted}'")
+                raise HudProtocolError(INVALID_REQUEST, f"unknown session: '{wanted}'")
             old = conn.session
             self._park(old)  # its own task, if any, stays parked and resumable
+            self._unpark(target)
             target.live = True
             conn.session = target
         manifest = self.manifest(conn.session.id)
@@ -297,29 +486,30 @@ class Server:
         if args is None:
             args = {}
         if not isinstance(task_id, str):
-            raise RpcError(INVALID_PARAMS, "tasks.start: 'id' must be a string")
+            raise HudProtocolError(INVALID_PARAMS, "tasks.start: 'id' must be a string")
         if not isinstance(args, dict):
-            raise RpcError(INVALID_PARAMS, "tasks.start: 'args' must be an object")
+            raise HudProtocolError(INVALID_PARAMS, "tasks.start: 'args' must be an object")
         session = conn.session
         await self._drop_runner(session)
         template = self.env.tasks.get(task_id)
         if template is None:
-            raise RpcError(INVALID_PARAMS, f"unknown task: '{task_id}'")
+            raise HudProtocolError(INVALID_PARAMS, f"unknown task: '{task_id}'")
         try:
             gen = template.open(args)
         except BadArgs as exc:
-            raise RpcError(SERVER_ERROR, str(exc)) from None
+            raise HudProtocolError(SERVER_ERROR, str(exc)) from None
         runner = TaskRunner(self.env, template, gen, session.id, args)
         frame = await runner.start()
         try:
-            encode_frame(frame, self.max_frame)
+            reply_bytes = len(encode_frame(frame, self.max_frame))
         except FrameTooLargeError as exc:
             await runner.close()
-            raise RpcError(
+            raise HudProtocolError(
                 SERVER_ERROR, f"task '{task_id}': start frame too large: {exc}"
             ) from None
         if conn.session is session and session.live:
             session.runner = runner
+            session.nbytes = conn.frame_bytes + reply_bytes
         else:
             await runner.close()
         return frame
@@ -337,10 +527,10 @@ class Server:
                     s for s in parked if s.runner is not None and s.runner.args == wanted_args
                 ]
         if not parked:
-            raise RpcError(INVALID_REQUEST, "no task in progress")
+            raise HudProtocolError(INVALID_REQUEST, "no task in progress")
         if len(parked) > 1:
             ids = ", ".join(sorted(s.id for s in parked))
-            raise RpcError(
+            raise HudProtocolError(
                 INVALID_REQUEST,
                 f"{len(parked)} parked sessions ({ids}); "
                 "resume one by sending hello with its session_id",
@@ -352,7 +542,7 @@ class Server:
         runner, session.runner = session.runner, None
         assert runner is not None
         if session is not conn.session:
-            self._sessions.pop(session.id, None)
+            self._forget(session)
         return runner.grade(params)
 
     def _cancel(self, conn: _Connection, params: dict[str, Any]) -> Reply:
@@ -441,6 +631,14 @@ _READ_AHEAD = 1 << 20
 #: Connections accepted per wake-up of a listening socket; listen() backlog (asyncio's).
 _ACCEPT_BATCH = 100
 _BACKLOG = 100
+#: accept() errors meaning "out of descriptors or memory"; idle connections closed per retry.
+_FD_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_SHED_BATCH = 16
+#: Seconds between two warnings on one topic (accept failures, refusals, evictions).
+_WARN_EVERY = 60.0
+#: Incomplete frames up to this size are never dropped for `max_buffered` (small requests of
+#: legitimate clients are always read).
+_ALLOWANCE = 256 * 1024
 
 
 class _Connection:
@@ -471,16 +669,31 @@ class _Connection:
         self._task: asyncio.Task[None] | None = None
         self._write_paused = False
         self._read_paused = False
+        self._accounted = 0  # len(_buffer) as counted in server._buffered
+        #: Since when a frame is awaited (connect time until the first frame; then the first
+        #: byte of an incomplete one); None while nothing is pending or a request is running.
+        self.waiting_since: float | None = server._loop.time()
+        self.active_at = 0  # server._ticks at the last frame
+        self.frame_bytes = 0  # size of the frame being handled
 
     def start(self, io: SocketIO | ProtocolIO) -> None:
         self.io = io
         server = self.server
+        full = len(server._connections) >= server.max_connections
         server._connections.add(self)
         server._sessions[self.session.id] = self.session
         if server._closing:
             self.close()
             self.finish()
             return
+        if full and not server.shed(1, keep=self):
+            io.consumer = self
+            server._warn_rarely(
+                "busy", "refusing connections: %d open (max_connections)", server.max_connections
+            )
+            self.drop(f"server busy: {server.max_connections} connections open; retry later")
+            return
+        server._fresh[self] = None
         io.start(self)
 
     # -- I/O callbacks ---------------------------------------------------------------
@@ -498,6 +711,7 @@ class _Connection:
     def on_lost(self, exc: BaseException | None) -> None:
         self.lost = True
         self.closing = True
+        self._release_buffer()
         if self._task is None and not self.tunnel:
             self.finish()
 
@@ -546,13 +760,30 @@ class _Connection:
             if self.closing:
                 self.finish()
                 return
+        server = self.server
+        size = len(buffer)
+        if size != self._accounted:
+            server._buffered += size - self._accounted
+            self._accounted = size
         blocked = self._task is not None or self._write_paused
-        if blocked and not self._read_paused and len(buffer) > _READ_AHEAD:
+        if size and not blocked and self.waiting_since is None:
+            self.waiting_since = server._loop.time()
+        if blocked and not self._read_paused and size > _READ_AHEAD:
             self._read_paused = True
             self.io.pause_reading()
         elif not blocked and self._read_paused:
             self._read_paused = False
             self.io.resume_reading()
+        if size > _ALLOWANCE and server._buffered > server.max_buffered:
+            server._trim_buffers(self)
+
+    def _release_buffer(self) -> None:
+        """Free the input buffer (the connection reads no more)."""
+        self._buffer = bytearray()
+        self._scan = 0
+        if self._accounted:
+            self.server._buffered -= self._accounted
+            self._accounted = 0
 
     def _oversize(self) -> None:
         self.send(error_frame(None, SERVER_ERROR, oversize_message(self.server.max_frame)))
@@ -560,6 +791,7 @@ class _Connection:
 
     def _line(self, line: bytes) -> None:
         server = self.server
+        self.frame_bytes = len(line)
         try:
             frame = decode_frame(line)
         except ValueError as exc:
@@ -569,8 +801,12 @@ class _Connection:
             message = "invalid request: a frame must be a JSON object"
             self.send(error_frame(None, INVALID_REQUEST, message))
             return
+        server._ticks += 1
+        self.active_at = server._ticks
+        self.waiting_since = None
         if self.first:
             self.first = False
+            server._fresh.pop(self, None)
             if server.token is not None and not server._authorized(frame):
                 message = "unauthorized: control token required"
                 self.send(error_frame(frame.get("id"), UNAUTHORIZED, message))
@@ -590,13 +826,16 @@ class _Connection:
             params = frame.get("params")
             if params is None:
                 params = {}
-            if not isinstance(method, str):
-                raise RpcError(INVALID_REQUEST, "invalid request: 'method' must be a string")
+            if not isinstance(method, str) or ("method" not in frame and not has_id):
+                # Not a request (nor a notification): JSON-RPC wants a reply with id null.
+                has_id = True  # (rid is None without an id)
+                what = "'method' must be a string" if "method" in frame else "no 'method'"
+                raise HudProtocolError(INVALID_REQUEST, f"invalid request: {what}")
             handler = Server._methods.get(method)
             if handler is None:
-                raise RpcError(METHOD_NOT_FOUND, f"method not found: {method}")
+                raise HudProtocolError(METHOD_NOT_FOUND, f"method not found: {method}")
             if not isinstance(params, dict):
-                raise RpcError(INVALID_PARAMS, "params must be an object")
+                raise HudProtocolError(INVALID_PARAMS, "params must be an object")
             result = handler(self.server, self, params)
             if not isinstance(result, dict):
                 self._await(result, has_id, rid, method)
@@ -613,7 +852,7 @@ class _Connection:
 
     @staticmethod
     def _error_reply(exc: Exception, rid: Any, method: Any) -> dict[str, Any]:
-        if isinstance(exc, RpcError):
+        if isinstance(exc, HudProtocolError):
             return error_frame(rid, exc.code, exc.message)
         if isinstance(exc, TaskError):
             return error_frame(rid, SERVER_ERROR, str(exc))
@@ -685,7 +924,20 @@ class _Connection:
             server._park(self.session)
         self.flush()
         self.io.close()
+        self._release_buffer()
+        self.waiting_since = None
         server._connections.discard(self)
+        server._fresh.pop(self, None)
+
+    def drop(self, message: str) -> None:
+        """Tell the peer why (an error with id null) and close, unless a request is running."""
+        if self.finished or self.tunnel:
+            return
+        if self._task is not None:
+            self.closing = True  # closes once the running request completes
+            return
+        self.send(error_frame(None, SERVER_ERROR, message))
+        self.finish()
 
     def shutdown(self) -> None:
         """Server shutdown: drop the connection (an in-flight request is cancelled)."""
@@ -699,6 +951,7 @@ class _Connection:
     def _start_tunnel(self, frame: dict[str, Any]) -> None:
         self.tunnel = True
         self.closing = True
+        self.waiting_since = None
         self.server._sessions.pop(self.session.id, None)
         self.io.pause_reading()
         task = self.server._loop.create_task(self._run_tunnel(frame))
@@ -719,7 +972,7 @@ class _Connection:
         """The connection as a relay `Half`, with the bytes read past the tunnel.open frame."""
         self.flush()
         pending = bytes(self._buffer)
-        self._buffer.clear()
+        self._release_buffer()
         return await self.io.to_half(pending, self.eof)
 
 
@@ -772,11 +1025,100 @@ async def _idle_watch(server: Server, idle_exit: float, stop: asyncio.Event) -> 
             return
 
 
+class ServeError(HudError, RuntimeError):
+    """`serve_until_signal` could not start: the environment failed, or the address is taken."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+async def serve_until_signal(
+    env: Environment,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    token: str | None = None,
+    limits: ServerLimits | None = None,
+    idle_exit: float | None = None,
+    on_ready: Callable[[Server], None] | None = None,
+) -> None:
+    """Run ``env``'s initialize hooks, listen, call ``on_ready(server)``, and serve until
+    SIGTERM/SIGINT (or ``idle_exit`` idle seconds); then close (shutdown hooks run).
+
+    The one serve entry point (``hud serve`` and ``python -m hud.environment.server``).
+    Raises `ServeError` (one readable line, maybe a hint) when the hooks fail or the address
+    cannot be bound.
+    """
+    server = Server(env, host, port, token=token, limits=limits)
+    try:
+        # Initialize hooks first, so their failures are not reported as listen errors.
+        await env.start()
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            await env.stop()
+        raise ServeError(
+            f"environment {env.name!r} failed to start: {type(exc).__name__}: {exc}"
+        ) from None
+    try:
+        await server.start()
+    except OSError as exc:
+        await env.stop()
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="pick another port with -p, or -p 0 for a free one",
+        ) from None
+    ready = (lambda: on_ready(server)) if on_ready is not None else None
+    await run_until_signal(server, idle_exit=idle_exit, ready=ready)
+
+
+#: ``hud serve`` / ``python -m hud.environment.server`` flags setting `ServerLimits`:
+#: flag -> (field, unit multiplier, help).
+LIMIT_FLAGS: dict[str, tuple[str, int, str]] = {
+    "--max-connections": (
+        "max_connections",
+        1,
+        "Most open connections (lowered to fit the descriptor limit); idle ones are shed.",
+    ),
+    "--max-frame-mib": ("max_frame", MiB, "Longest frame accepted, in MiB."),
+    "--max-buffered-mib": (
+        "max_buffered",
+        MiB,
+        "MiB of incomplete frames buffered over all connections.",
+    ),
+    "--max-parked": ("max_parked", 1, "Parked sessions kept; the oldest is cancelled beyond."),
+    "--max-parked-mib": (
+        "max_parked_bytes",
+        MiB,
+        "MiB of parked sessions' start requests kept; the oldest is cancelled beyond.",
+    ),
+    "--idle-timeout": (
+        "idle_timeout",
+        1,
+        "Seconds a connection may take to complete a frame (0 = forever).",
+    ),
+    "--session-ttl": ("session_ttl", 1, "Seconds a parked task is kept (0 = forever)."),
+}
+
+
+def limits_from_flags(values: dict[str, float | None]) -> ServerLimits:
+    """`ServerLimits` from ``{flag: value}`` (`LIMIT_FLAGS` units; None = default)."""
+    fields: dict[str, Any] = {}
+    for flag, value in values.items():
+        if value is None:
+            continue
+        name, unit, _ = LIMIT_FLAGS[flag]
+        if value < 0:
+            raise ValueError(f"{flag} must not be negative (got {value:g})")
+        default = getattr(ServerLimits(), name)
+        fields[name] = int(value * unit) if isinstance(default, int) else float(value)
+    return ServerLimits(**fields)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m hud.environment.server``."""
+    """Entry point of ``python -m hud.environment.server`` (argparse: starts fast)."""
     import argparse
-    import os
-    import sys
 
     parser = argparse.ArgumentParser(
         prog="python -m hud.environment.server", description="Serve a HUD environment."
@@ -786,7 +1128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default=os.environ.get("HUD_CONTROL_TOKEN") or None)
-    parser.add_argument("--session-ttl", type=float, default=DEFAULT_SESSION_TTL)
+    for flag, (_, _, text) in LIMIT_FLAGS.items():
+        parser.add_argument(flag, type=float, default=None, help=text)
     parser.add_argument(
         "--idle-exit", type=float, default=None, help="exit after this many idle seconds"
     )
@@ -799,35 +1142,33 @@ def main(argv: list[str] | None = None) -> int:
     from hud.environment.loader import load_environment
 
     try:
+        limits = limits_from_flags(
+            {flag: getattr(ns, flag[2:].replace("-", "_")) for flag in LIMIT_FLAGS}
+        )
         env = load_environment(ns.path, name=ns.name)
     except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    async def run() -> int:
-        server = Server(env, ns.host, ns.port, token=ns.token, session_ttl=ns.session_ttl)
-        try:
-            # Initialize hooks first, so their failures are not reported as listen errors.
-            await env.start()
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            print(f"error: environment {env.name!r} failed to start: {message}", file=sys.stderr)
-            await env.stop()
-            return 1
-        try:
-            await server.start()
-        except OSError as exc:
-            print(f"error: cannot listen on {ns.host}:{ns.port}: {exc.strerror}", file=sys.stderr)
-            await env.stop()
-            return 1
-        await run_until_signal(
-            server,
-            idle_exit=ns.idle_exit,
-            ready=lambda: print(f"HUD_SERVE_PORT={server.port}", flush=True),
-        )
-        return 0
+    def ready(server: Server) -> None:
+        print(f"HUD_SERVE_PORT={server.port}", flush=True)
 
-    return asyncio.run(run())
+    try:
+        asyncio.run(
+            serve_until_signal(
+                env,
+                ns.host,
+                ns.port,
+                token=ns.token,
+                limits=limits,
+                idle_exit=ns.idle_exit,
+                on_ready=ready,
+            )
+        )
+    except ServeError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

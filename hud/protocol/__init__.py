@@ -1,6 +1,6 @@
 """The `hud/1.0` control channel: newline-delimited JSON-RPC 2.0 frames (pure, no I/O)."""
 
-from hud.protocol.errors import FrameTooLargeError, HudProtocolError
+from hud.protocol.errors import FrameTooLargeError, HudError, HudProtocolError
 from hud.protocol.framing import (
     DEFAULT_MAX_FRAME,
     PROTOCOL_VERSION,
@@ -32,6 +32,7 @@ __all__ = [
     "SERVER_ERROR",
     "UNAUTHORIZED",
     "FrameTooLargeError",
+    "HudError",
     "HudProtocolError",
     "decode_frame",
     "encode_frame",
