@@ -47,6 +47,7 @@ class Environment:
         self._teardowns: list[Callable[[], Any]] = []
         self._task_starts: list[Callable[[], Any]] = []
         self._task_readies: list[Callable[[], Any]] = []
+        self._task_gradings: list[Callable[[], Any]] = []
         self._session_params: dict[str, list[SessionParams]] = {}
         self._started = False
         for cap in capabilities or ():
@@ -178,6 +179,7 @@ class Environment:
         self.shutdown(stop_workspace)
         self.task_start(lambda: ws.begin_session(current_session_id.get()))
         self.task_ready(lambda: ws.session_ready(current_session_id.get()))
+        self.task_grading(lambda: ws.check_session(current_session_id.get()))
         self.teardown(lambda: ws.end_session(current_session_id.get()))
         self.session_params(name, ws.session_params)
         if track_files:
@@ -211,6 +213,12 @@ class Environment:
         self._task_readies.append(fn)
         return fn
 
+    def task_grading(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        """Register a per-task hook run before a task is graded; a failure makes the grade
+        an error (e.g. the rollout broke its workspace's limits)."""
+        self._task_gradings.append(fn)
+        return fn
+
     async def start(self) -> None:
         if self._started:
             return
@@ -235,6 +243,10 @@ class Environment:
     async def run_task_ready(self, session_id: str | None) -> None:
         """Run task-ready hooks with the session id set; errors are logged."""
         await self._run_task_hooks(self._task_readies, session_id, raise_errors=False)
+
+    async def run_task_grading(self, session_id: str | None) -> None:
+        """Run before-grade hooks with the session id set; errors raise."""
+        await self._run_task_hooks(self._task_gradings, session_id, raise_errors=True)
 
     async def _run_task_hooks(
         self, hooks: list[Callable[[], Any]], session_id: str | None, *, raise_errors: bool

@@ -129,6 +129,11 @@ class TaskRunner:
         token = current_session_id.set(self.session_id)
         try:
             try:
+                await self.env.run_task_grading(self.session_id)
+            except Exception as exc:
+                log.warning("task %r cannot be graded: %s", self.task_id, exc)
+                raise TaskError(str(exc)) from exc
+            try:
                 value = await self.gen.asend(answer)
             except StopAsyncIteration:
                 return {"score": 0.0}

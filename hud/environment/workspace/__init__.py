@@ -9,15 +9,27 @@ capabilities, and the sandbox its commands run in.
 """
 
 from hud.capabilities import CommandResult
+from hud.environment.workspace.files import WorkspacePathError
+from hud.environment.workspace.limits import Limits
 from hud.environment.workspace.sandbox import DEFAULT_SYSTEM_MOUNTS, Mount, MountKind
-from hud.environment.workspace.workspace import Peer, ProcessResult, Workspace
+from hud.environment.workspace.sessions import WorkspaceBroken
+from hud.environment.workspace.workspace import (
+    Peer,
+    ProcessResult,
+    Workspace,
+    WorkspaceLimitError,
+)
 
 __all__ = [
     "DEFAULT_SYSTEM_MOUNTS",
     "CommandResult",
+    "Limits",
     "Mount",
     "MountKind",
     "Peer",
     "ProcessResult",
     "Workspace",
+    "WorkspaceBroken",
+    "WorkspaceLimitError",
+    "WorkspacePathError",
 ]

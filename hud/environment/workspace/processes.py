@@ -9,7 +9,7 @@ import fcntl
 import os
 import signal
 import termios
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hud.environment.workspace.routing import ENDED, Session
@@ -18,6 +18,15 @@ from hud.environment.workspace.sandbox import SessionSandbox
 
 def set_ctty() -> None:  # runs in the child between fork and exec
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _preexec(*steps: Callable[[], None] | None) -> Callable[[], None]:
+    def run() -> None:  # in the child between fork and exec
+        for step in steps:
+            if step is not None:
+                step()
+
+    return run
 
 
 def identity(uid: int | None, gid: int | None) -> dict[str, Any]:
@@ -48,6 +57,11 @@ async def spawn(
     )
     penv = sandbox.environ(session, cwd, term=term, extra=env)
     who = identity(sandbox.uid, sandbox.gid)
+    cgroup = session.cgroup
+    if cgroup is not None:
+        who["preexec_fn"] = _preexec(cgroup.join, set_ctty if tty is not None else None)
+    elif tty is not None:
+        who["preexec_fn"] = set_ctty
     if tty is not None:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -57,7 +71,6 @@ async def spawn(
             cwd=host_cwd,
             env=penv,
             start_new_session=True,
-            preexec_fn=set_ctty,
             **who,
         )
     else:

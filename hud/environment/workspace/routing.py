@@ -17,6 +17,7 @@ import asyncssh
 
 if TYPE_CHECKING:
     from hud.environment.workspace.filetracking import FileTracker
+    from hud.environment.workspace.limits import RolloutCgroup
 
 #: What a login to an ended rollout hears.
 ENDED = "this task has ended; its workspace is gone"
@@ -34,6 +35,9 @@ class Session:
     procs: set[asyncio.subprocess.Process] = field(default_factory=set)
     conns: weakref.WeakSet[asyncssh.SSHServerConnection] = field(default_factory=weakref.WeakSet)
     ended: bool = False
+    #: The rollout's cgroup (its commands join it) and whether ``state`` is its own tmpfs.
+    cgroup: RolloutCgroup | None = None
+    state_mounted: bool = False
 
     @property
     def tmp(self) -> Path:

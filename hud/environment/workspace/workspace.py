@@ -18,18 +18,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import asyncssh
 
 from hud.capabilities import Capability, CommandResult
+from hud.environment.workspace.files import exists_beneath, open_beneath
 from hud.environment.workspace.filetracking import FileTracker, FileTrackingServer
 from hud.environment.workspace.keys import CLIENT_KEY, Keys, make_keys, private_dir
+from hud.environment.workspace.limits import (
+    CgroupSupport,
+    Limits,
+    RolloutCgroup,
+    coerce_limits,
+    detect_cgroups,
+    mount_tmpfs,
+    tmpfs_problem,
+    unmount,
+)
 from hud.environment.workspace.processes import exit_code, identity, kill_all, kill_proc, spawn
 from hud.environment.workspace.routing import Session, SessionTable
 from hud.environment.workspace.sandbox import (
@@ -38,7 +51,7 @@ from hud.environment.workspace.sandbox import (
     bwrap_problem,
     etc_secrets,
 )
-from hud.environment.workspace.sessions import RootCoordinator, remove_tree
+from hud.environment.workspace.sessions import RootCoordinator, WorkspaceBroken, remove_tree
 from hud.environment.workspace.sftp import find_sftp_server
 from hud.environment.workspace.sshserver import create_server
 
@@ -53,6 +66,10 @@ class Peer:
     name: str
     port: int
     target: tuple[str, int] | None = None
+
+
+class WorkspaceLimitError(RuntimeError):
+    """A rollout broke its workspace's resource limits (its grade is an error)."""
 
 
 @dataclass
@@ -72,6 +89,11 @@ class Workspace:
     from the prepared root, see the module doc) and ``sandbox`` (None: bubblewrap when it
     works; False: never). ``mounts`` are added to the sandbox. The sandbox has no network
     unless ``network=True``, which shares the host's, loopback services included.
+
+    ``limits`` bound each rollout (`Limits`: 512 processes, 1 GiB of memory, one CPU and a
+    1 GiB workspace by default; a mapping overrides some, ``False`` turns them off). They need
+    cgroups and tmpfs mounts (root, usually); where those are unavailable the workspace warns
+    loudly and runs unlimited, or refuses to start with ``require_limits=True``.
     """
 
     def __init__(
@@ -97,6 +119,8 @@ class Workspace:
         hand_over_root: bool = True,
         isolate_sessions: bool = True,
         sandbox: bool | None = None,
+        limits: Limits | Mapping[str, Any] | bool | None = True,
+        require_limits: bool = False,
     ) -> None:
         self.prepared_root = Path(root).resolve()
         self.mounts = tuple(mounts)
@@ -118,6 +142,11 @@ class Workspace:
         self.hand_over_root = hand_over_root
         self.isolate_sessions = isolate_sessions
         self.sandbox = sandbox
+        self.limits = coerce_limits(limits)
+        self.require_limits = require_limits
+        #: How limits are enforced once started: "cgroup-v1"/"cgroup-v2" (+ "tmpfs"), or "none".
+        self.enforcement: str | None = None
+        self.limits_problem: str | None = None
         self.isolation: str | None = None  # "bwrap" | "none" once started
         self.isolation_problem: str | None = None
         self.credentials_dir: Path | None = None
@@ -129,6 +158,8 @@ class Workspace:
         self._coordinator: RootCoordinator | None = None
         self._sftp_server: str | None = None
         self._sandboxing: SessionSandbox | None = None
+        self._cgroups: CgroupSupport | None = None
+        self._mount = False
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.prepared_root)!r}, isolation={self.isolation!r})"
@@ -227,6 +258,11 @@ class Workspace:
         )
         self.credentials_dir = private_dir("hud-ssh-", self.prepared_root, self.credentials_base)
         self._state_dir = private_dir("hud-ws-", self.prepared_root, None)
+        try:
+            await asyncio.to_thread(self._check_limits, self._state_dir)
+        except BaseException:
+            await asyncio.to_thread(remove_tree, self._state_dir)
+            raise
         who = identity(self.shell_uid, self.shell_gid)
         if who:  # commands run as shell_uid: it must reach its session files
             os.chown(self._state_dir, who["user"], who["group"])
@@ -237,9 +273,14 @@ class Workspace:
             await asyncio.to_thread(self._chown_root)
         shared = Session(None, self.prepared_root, self._state_dir / "shared")
         await asyncio.to_thread(self._make_state, shared)
+        if self._cgroups is not None and self.limits is not None:
+            shared.cgroup = self._new_cgroup("shared", self.limits)
+            await asyncio.to_thread(shared.cgroup.create)
         self.sessions.shared = shared
         if self.isolate_sessions:
-            self._coordinator = RootCoordinator(self.prepared_root, self._state_dir.parent)
+            self._coordinator = RootCoordinator(
+                self.prepared_root, self._state_dir.parent, mount=self._mount
+            )
             await asyncio.to_thread(self._coordinator.open)
         if self.track_files:
             shared.tracker = await asyncio.to_thread(FileTracker, self.prepared_root)
@@ -264,6 +305,8 @@ class Workspace:
             self._acceptor = None
         if self.sessions.shared is not None:
             await kill_all(self.sessions.shared)
+            if self.sessions.shared.cgroup is not None:
+                await asyncio.to_thread(self.sessions.shared.cgroup.remove)
         if self._tracking is not None:
             await self._tracking.close()
             self._tracking = None
@@ -288,6 +331,47 @@ class Workspace:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def _check_limits(self, scratch: Path) -> None:
+        """Find how `limits` can be enforced here; warn (or, with ``require_limits``, refuse)
+        when they cannot (blocking)."""
+        if self.limits is None:
+            self.enforcement = "none"
+            return
+        problems = []
+        support = detect_cgroups() if self.limits.cgroup_needed else None
+        if isinstance(support, str):
+            problems.append(f"no cgroups: {support}")
+        else:
+            self._cgroups = support
+        mount_problem = tmpfs_problem(scratch)
+        if mount_problem is not None:
+            problems.append(f"no tmpfs mounts: {mount_problem}")
+        self._mount = mount_problem is None
+        parts = [self._cgroups.label] if self._cgroups is not None else []
+        self.enforcement = "+".join([*parts, "tmpfs"] if self._mount else parts) or "none"
+        if not problems:
+            return
+        self.limits_problem = "; ".join(problems)
+        message = (
+            f"workspace {self.prepared_root}: resource limits cannot be enforced "
+            f"({self.limits_problem})"
+        )
+        if self.require_limits:
+            raise RuntimeError(
+                f"{message}; run as root on Linux, or pass limits=False to run without them"
+            )
+        log.warning(
+            "%s: a runaway or hostile agent can exhaust this machine's processes, memory or "
+            "disk, and what it writes in the workspace is not mounted nosuid (pass "
+            "require_limits=True to refuse to start instead)",
+            message,
+        )
+
+    def _new_cgroup(self, label: str, limits: Limits) -> RolloutCgroup:
+        assert self._cgroups is not None
+        name = f"hud-ws-{os.getpid()}-{label}-{secrets.token_hex(4)}"
+        return RolloutCgroup(self._cgroups, name, limits)
 
     def _chown_root(self) -> None:
         uid = self.shell_uid if self.shell_uid is not None else -1
@@ -357,29 +441,47 @@ class Workspace:
         return self.keys is not None and self.keys.allows(key)
 
     # -- rollouts ----------------------------------------------------------------------------
-    async def begin_session(self, session_id: str | None) -> None:
-        """A task starts in ``session_id``: give it the root or a copy of the prepared root."""
+    async def begin_session(
+        self, session_id: str | None, limits: Mapping[str, Any] | None = None
+    ) -> None:
+        """A task starts in ``session_id``: give it the root or a copy of the prepared root,
+        its own cgroup and tmpfs (`limits`, with the task's ``limits`` overrides)."""
         if session_id is None or not self.isolate_sessions or self._state_dir is None:
             return
         await self.end_session(session_id)
         assert self._coordinator is not None
         state = self._state_dir / "sessions" / session_id
         session = Session(session_id, state / "root", state)
+        own = self.limits.merged(limits) if self.limits is not None else None
 
         def prepare() -> None:
-            self._make_state(session)
             assert self._coordinator is not None
-            session.dir, session.inplace = self._coordinator.acquire(state / "root")
+            if self._mount and own is not None:
+                state.mkdir(parents=True, exist_ok=True)
+                mount_tmpfs(state, own.disk_mb, 0o755)
+                session.state_mounted = True
+            self._make_state(session)
+            if self._cgroups is not None and own is not None and own.cgroup_needed:
+                session.cgroup = self._new_cgroup("task", own)
+                session.cgroup.create()
+            disk_mb = own.disk_mb if own is not None else None
+            try:
+                session.dir, session.inplace = self._coordinator.acquire(state / "root", disk_mb)
+            except OSError as exc:
+                if exc.errno == 28:  # ENOSPC: the copy does not fit the tmpfs
+                    raise OSError(
+                        exc.errno,
+                        f"the prepared workspace does not fit its disk limit ({disk_mb} MiB); "
+                        "raise Workspace(limits={'disk_mb': ...})",
+                    ) from exc
+                raise
             if self.track_files:
                 session.tracker = FileTracker(session.dir)
 
         try:
             await asyncio.to_thread(prepare)
         except BaseException:
-            if session.inplace:
-                assert self._coordinator is not None
-                await asyncio.to_thread(self._coordinator.release_inplace)
-            await asyncio.to_thread(remove_tree, state)
+            await asyncio.to_thread(self._release, session)
             raise
         self.sessions.add(session, self.session_token(session_id))
 
@@ -400,14 +502,39 @@ class Workspace:
         await kill_all(session)
         for conn in list(session.conns):
             conn.close()
+        await asyncio.to_thread(self._release, session)
 
-        def cleanup() -> None:
+    def _release(self, session: Session) -> None:
+        """Kill what is left of a rollout, give back the root (or drop the copy), remove its
+        cgroup and tmpfs (blocking). A root that cannot be restored is marked broken."""
+        if session.cgroup is not None:
+            session.cgroup.remove()
+        try:
             if session.inplace:
                 assert self._coordinator is not None
+                session.inplace = False
                 self._coordinator.release_inplace()
-            remove_tree(session.state)
+        except WorkspaceBroken as exc:
+            log.error("%s", exc)
+        finally:
+            if session.state_mounted:
+                try:
+                    unmount(session.state)
+                    session.state_mounted = False
+                except OSError as exc:
+                    log.error("workspace: cannot unmount %s: %s", session.state, exc)
+            if not session.state_mounted:
+                remove_tree(session.state)
 
-        await asyncio.to_thread(cleanup)
+    async def check_session(self, session_id: str | None) -> None:
+        """Raise `WorkspaceLimitError` when the rollout ran into its limits (before grading:
+        such a rollout ends as an error)."""
+        session = self.sessions.get(session_id)
+        if session is None or session.cgroup is None:
+            return
+        breach = await asyncio.to_thread(session.cgroup.breach)
+        if breach is not None:
+            raise WorkspaceLimitError(f"the rollout broke its workspace limits: {breach}")
 
     def _current(self) -> Session:
         from hud.environment.environment import current_session_id
@@ -484,6 +611,40 @@ class Workspace:
         finally:
             session.procs.discard(proc)
         return ProcessResult(proc.returncode, out, err)
+
+    # -- safe file access (graders) ------------------------------------------------------------
+    def open(
+        self, path: str | os.PathLike[str], mode: str = "r", encoding: str = "utf-8"
+    ) -> IO[Any]:
+        """Open a file of the current rollout for reading (``mode`` "r" or "rb"): ``path`` is
+        relative to `root` (or absolute under ``/workspace``, as the agent sees it) and must
+        stay beneath it. Links are followed only while they stay inside; ``..``, absolute
+        links or links leading out raise `WorkspacePathError`. Use these in graders instead
+        of ``open(ws.root / path)``, which follows a link the agent planted."""
+        if mode not in ("r", "rb", "rt"):
+            raise ValueError(f"Workspace.open reads only ('r' or 'rb'), not {mode!r}")
+        fd = open_beneath(self.root, path, self.guest_path)
+        raw = os.fdopen(fd, "rb")
+        if mode == "rb":
+            return raw
+        return io.TextIOWrapper(raw, encoding=encoding)
+
+    def read_bytes(self, path: str | os.PathLike[str]) -> bytes:
+        """The bytes of a file of the current rollout (see `open`)."""
+        with self.open(path, "rb") as fh:
+            data: bytes = fh.read()
+            return data
+
+    def read_text(self, path: str | os.PathLike[str], encoding: str = "utf-8") -> str:
+        """The text of a file of the current rollout (see `open`)."""
+        with self.open(path, "r", encoding=encoding) as fh:
+            text: str = fh.read()
+            return text
+
+    def exists(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` exists in the current rollout (see `open`; a link leading out
+        raises `WorkspacePathError`)."""
+        return exists_beneath(self.root, path, self.guest_path)
 
 
 def _text(data: bytes | None) -> str:
