@@ -442,6 +442,8 @@ def test_acceptance_flow_on_default_port(
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == [STRAWBERRY, BANANA]
     proc = run_hud("task", "start", BANANA, cwd=demo_project)
     assert (proc.returncode, proc.stdout) == (0, BANANA_PROMPT + "\n"), proc.stderr
+    # attaching to whatever listens on 8765 is said, with the server's address
+    assert "attached to the server already running at tcp://127.0.0.1:8765" in proc.stderr
     (record,) = store(hud_home)
     assert record["url"] == "tcp://127.0.0.1:8765" and record["pid"] is None, "attached"
     proc = run_hud("task", "grade", BANANA, "--answer", "3", cwd=demo_project)
@@ -457,9 +459,39 @@ def test_unknown_task(run_hud: Callable[..., Any], demo_project: Path, served: A
     assert_user_error(proc, "no task matching 'nope-123'", STRAWBERRY)
     proc = run_hud("task", "grade", "nope-123", "--answer", "1", "--source", ".", cwd=demo_project)
     assert_user_error(proc, "no task matching 'nope-123'")
-    # attached: an id the server does not know
-    proc = run_hud("task", "start", "nope", "--url", served.url, cwd=demo_project)
-    assert_user_error(proc, "unknown task: 'nope'")
+    # attached: an id the server does not know -> the server and its nearest task ids, not a
+    # raw "hud rpc error -32602"
+    proc = run_hud("task", "start", "cuont", "--url", served.url, cwd=demo_project)
+    line = assert_user_error(proc, "no task 'cuont' on the server at tcp://127.0.0.1:")
+    assert "nearest: count" in line and "rpc error" not in proc.stderr
+    proc = run_hud("task", "grade", "zzz", "--answer", "1", "--url", served.url, cwd=demo_project)
+    assert_user_error(proc, "no task 'zzz' on the server", "available: count")
+
+
+def test_non_string_prompt_and_json_output_as_the_official_cli(
+    run_hud: Callable[..., Any], tmp_path: Path, hud_home: Path
+) -> None:
+    """A list-of-messages prompt prints as compact JSON on one line; ``--json`` outputs are
+    indented (both ASCII-escaped), byte for byte what the official CLI prints."""
+    (tmp_path / "env.py").write_text(
+        "from hud import Environment\n\n"
+        "env = Environment(name='msgs')\n\n\n"
+        "@env.template()\n"
+        "async def chat(word: str = 'caf\u00e9'):\n"
+        "    answer = yield [{'role': 'user', 'content': f'say {word} \u2713'}]\n"
+        "    yield 1.0 if answer == word else 0.0\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "tasks.py").write_text("from env import chat\n\ntasks = [chat()]\n")
+    proc = run_hud("task", "list", "--json", cwd=tmp_path)
+    rows = [{"slug": "chat", "id": "chat", "args": {}}]
+    assert (proc.returncode, proc.stdout) == (0, json.dumps(rows, indent=2) + "\n"), proc.stderr
+    proc = run_hud("task", "start", "chat", "--source", ".", cwd=tmp_path)
+    prompt = [{"role": "user", "content": "say caf\u00e9 \u2713"}]
+    assert (proc.returncode, proc.stdout) == (0, json.dumps(prompt) + "\n"), proc.stderr
+    assert "\\u00e9" in proc.stdout and "\n" not in proc.stdout.rstrip("\n")
+    proc = run_hud("task", "grade", "chat", "--answer", "caf\u00e9", "--json", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, '{\n  "score": 1.0\n}\n'), proc.stderr
 
 
 def test_bad_args_json(run_hud: Callable[..., Any], demo_project: Path) -> None:

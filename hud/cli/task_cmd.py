@@ -13,24 +13,61 @@ SOURCE_HELP = "Task source: .py file, directory, .json or .jsonl (default: curre
 URL_HELP = "Attach to a running server (tcp://host:port or host:port)."
 
 
-def _run(coro: Any) -> Any:
+def _run(coro: Any, *, task: str | None = None, url: str | None = None) -> Any:
+    """Run a library call; its errors become one-line CLI errors. ``task``/``url`` name what
+    the call asked for, so a server's "unknown task" lists the nearest ids it does have."""
     import asyncio
 
     from hud.cli.errors import CLIError
     from hud.eval.manual import ManualError
-    from hud.protocol import HudProtocolError
+    from hud.protocol import INVALID_PARAMS, HudProtocolError
 
     try:
         return asyncio.run(coro)
     except ManualError as exc:
         raise CLIError(str(exc), hint=exc.hint) from exc
     except HudProtocolError as exc:
+        if (
+            task is not None
+            and exc.code == INVALID_PARAMS
+            and exc.message.startswith("unknown task")
+        ):
+            raise _unknown_task(task, url) from exc
         raise CLIError(str(exc)) from exc
     except (OSError, TimeoutError) as exc:
         raise CLIError(
             f"cannot reach the environment server: {exc}",
             hint="start one with `hud serve`, or pass --url",
         ) from exc
+
+
+def _unknown_task(task: str, url: str | None) -> Exception:
+    """The server does not know ``task``: name the server and its nearest task ids."""
+    import asyncio
+    import difflib
+
+    from hud.cli.errors import CLIError
+    from hud.eval.manual import DEFAULT_URL, normalize_url
+
+    server = normalize_url(url) if url else DEFAULT_URL
+    try:
+        ids = [str(t.get("id")) for t in asyncio.run(_list_templates(server))]
+    except Exception:
+        ids = []
+    listing = f"`hud task list --url {server}`"
+    if not ids:
+        return CLIError(f"no task {task!r} on the server at {server}", hint=f"see {listing}")
+    nearest = difflib.get_close_matches(task, ids, n=3, cutoff=0.4)
+    if not nearest:
+        nearest = ids[:5]
+        what = "available"
+    else:
+        what = "nearest"
+    more = ", ..." if what == "available" and len(ids) > len(nearest) else ""
+    return CLIError(
+        f"no task {task!r} on the server at {server}; {what}: {', '.join(nearest)}{more}",
+        hint=f"see {listing}",
+    )
 
 
 def _write_out(path: Path, frame: dict[str, Any]) -> None:
@@ -50,12 +87,11 @@ def list_command(
     """List the tasks of a source (or the templates of a running server)."""
     import json
 
-    from hud.cli.output import console
 
     if url:
         templates = _run(_list_templates(url))
         if as_json:
-            console().print_json(json.dumps(templates))
+            typer.echo(json.dumps(templates, indent=2))
             return
         for t in templates:
             typer.echo(f"{t.get('id')}\t{t.get('description') or ''}".rstrip())
@@ -69,7 +105,9 @@ def list_command(
 
         raise CLIError(str(exc), hint="pass --source PATH or run in a project directory") from exc
     if as_json:
-        typer.echo(json.dumps([{"slug": t.slug, "id": t.id, "args": t.args} for t in rows]))
+        # As the official CLI writes it: indented, ASCII-escaped.
+        rows_json = [{"slug": t.slug, "id": t.id, "args": t.args} for t in rows]
+        typer.echo(json.dumps(rows_json, indent=2))
         return
     for task in rows:
         if quiet:
@@ -117,14 +155,21 @@ def start_command(
     from hud.cli.output import err_console
     from hud.eval import manual
 
-    result = _run(manual.start(task, source=source, url=url, args=args))
+    result = _run(manual.start(task, source=source, url=url, args=args), task=task, url=url)
     if out is not None:
         _write_out(out, result.frame)
     elif as_json:
-        typer.echo(json.dumps(result.frame))
+        typer.echo(json.dumps(result.frame, indent=2))
     else:
+        # A non-string prompt (a list of messages, an object) on one line, as the official CLI
+        # prints it: compact JSON, ASCII-escaped.
         prompt = result.frame.get("prompt")
-        typer.echo(prompt if isinstance(prompt, str) else json.dumps(prompt, indent=2))
+        typer.echo(prompt if isinstance(prompt, str) else json.dumps(prompt))
+    if not result.spawned and url is None:
+        err_console().print(
+            f"[dim]attached to the server already running at {result.url} (not started from "
+            "a source here); pass --source or --url to choose[/]"
+        )
     if result.spawned:
         err_console().print(
             f"[dim]started on a background server ({result.url}); "
@@ -162,10 +207,10 @@ def grade_command(
         answer = text.rstrip("\n")
     if answer is None:
         answer = ""
-    frame = _run(manual.grade(task, answer, source=source, url=url, args=args))
+    frame = _run(manual.grade(task, answer, source=source, url=url, args=args), task=task, url=url)
     if out is not None:
         _write_out(out, frame)
     elif as_json:
-        typer.echo(json.dumps(frame))
+        typer.echo(json.dumps(frame, indent=2))
     else:
         typer.echo(str(float(frame["score"])))
