@@ -87,7 +87,6 @@ def list_command(
     """List the tasks of a source (or the templates of a running server)."""
     import json
 
-
     if url:
         templates = _run(_list_templates(url))
         if as_json:
