@@ -857,6 +857,7 @@ async def _execute(
     # finished (they run again on --resume).
     gate = Job(id=record.job_id, name=job.name, group=plan.group)
     record.attach(gate)
+    reporter = _platform_reporter(gate, agent, plan)
     state = {"interrupted": False, "signal": None}
     rows: list[dict[str, Any]] = []
     began: dict[str, float] = {}
@@ -936,12 +937,35 @@ async def _execute(
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        if reporter is not None:
+            await _close_reporter(reporter, ecn)
     return Outcome(
         rows=rows,
         elapsed=display.now() - started,
         interrupted=bool(state["interrupted"]),
         signal_name=state["signal"],
     )
+
+
+def _platform_reporter(job: Any, agent: Any, plan: Any) -> Any:
+    """Report ``job`` to the platform in the background when a key is set (spec §5)."""
+    from hud.platform.client.report import reporter_from_settings, subscribe
+
+    reporter = reporter_from_settings()
+    if reporter is not None:
+        model = getattr(agent, "model", None) or getattr(plan, "model", None)
+        subscribe(job, reporter, model=str(model) if model else None)
+    return reporter
+
+
+async def _close_reporter(reporter: Any, ecn: Any) -> None:
+    """Flush what is left to report (bounded); a platform that is down costs a warning only."""
+    import asyncio
+
+    stats = await asyncio.to_thread(reporter.close, 15.0)
+    if stats.dropped or stats.pending:
+        lost = stats.dropped + stats.pending
+        ecn.print(f"[yellow]Warning:[/] {lost} report(s) did not reach the platform")
 
 
 def _row(run: Any, order: dict[str, int]) -> dict[str, Any]:

@@ -1,0 +1,285 @@
+"""Run reporting to a platform (spec platform.md §5), in the background.
+
+`Reporter` methods only enqueue and return at once; a worker thread with its own event loop
+drains the queue every ``flush_interval`` seconds: job and trace enters, span uploads (one
+request per trace, at most ``MAX_SPANS`` spans each) and trace exits, up to ``concurrency`` at a
+time. The platform accepts these in any order, so nothing waits on anything else. A failed send
+is retried with backoff (network errors, 429 and 5xx) while fewer than ``max_pending`` items wait;
+past that, or on another 4xx, the item is dropped and counted. So a slow or dead platform never
+slows the eval or costs its local record, memory stays bounded, and once the platform is back the
+queue drains. `close` flushes for at most ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("hud.platform.report")
+
+MAX_SPANS = 100
+RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
+#: At close, items still failing are dropped once the platform has not answered for this long.
+GIVE_UP_AFTER = 10.0
+
+
+@dataclass
+class _Item:
+    kind: str  # job | enter | span | exit
+    target: str  # job id or trace id (32 hex)
+    body: Any
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+@dataclass
+class ReportStats:
+    sent: int = 0
+    retried: int = 0
+    dropped: int = 0
+    pending: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Reporter:
+    def __init__(
+        self,
+        api_url: str,
+        telemetry_url: str,
+        api_key: str,
+        *,
+        concurrency: int = 4,
+        flush_interval: float = 0.25,
+        max_pending: int = 20_000,
+        timeout: float = 10.0,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.telemetry_url = telemetry_url.rstrip("/")
+        self._key = api_key
+        self.concurrency = concurrency
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.timeout = timeout
+        self.stats = ReportStats()
+        self._queue: deque[_Item] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._last_success: float | None = None
+
+    # -- the producer side (any thread; never blocks) -------------------------------------
+    def job_enter(
+        self, job_id: str, *, name: str, group: int = 1, taskset_id: str | None = None
+    ) -> None:
+        body = {"name": name, "group": group, "taskset_id": taskset_id}
+        self._put(_Item("job", _hex(job_id), _drop_none(body)))
+
+    def trace_enter(
+        self,
+        trace_id: str,
+        *,
+        job_id: str | None = None,
+        group_id: str | None = None,
+        task_slug: str | None = None,
+        model: str | None = None,
+        parent_trace_id: str | None = None,
+    ) -> None:
+        body = {
+            "job_id": _hex(job_id) if job_id else None,
+            "group_id": group_id,
+            "task_slug": task_slug,
+            "model": model,
+            "parent_trace_id": parent_trace_id,
+        }
+        self._put(_Item("enter", _hex(trace_id), _drop_none(body)))
+
+    def span(self, trace_id: str, span: dict[str, Any]) -> None:
+        self._put(_Item("span", _hex(trace_id), span))
+
+    def trace_exit(
+        self,
+        trace_id: str,
+        *,
+        status: str,
+        reward: float | None = None,
+        error: str | None = None,
+        evaluation_result: Any = None,
+        stop_reason: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        body = {
+            "status": status,
+            "reward": reward,
+            "error": error,
+            "evaluation_result": evaluation_result,
+            "stop_reason": stop_reason,
+            "metadata": metadata,
+        }
+        self._put(_Item("exit", _hex(trace_id), _drop_none(body)))
+
+    def _put(self, item: _Item) -> None:
+        with self._lock:
+            if self._closing:
+                return
+            if len(self._queue) >= self.max_pending:
+                self.stats.dropped += 1
+                return
+            self._queue.append(item)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="hud-platform-reporter", daemon=True
+                )
+                self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> ReportStats:
+        """Send what is queued (for at most ``timeout`` s), then stop; returns the figures."""
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout)
+        with self._lock:
+            self.stats.pending = len(self._queue)
+            self._queue.clear()
+        return self.stats
+
+    # -- the worker -----------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception as exc:  # never let reporting take anything down
+            log.warning("platform reporting stopped: %s", exc)
+
+    async def _main(self) -> None:
+        headers = {"Authorization": f"Bearer {self._key}"}
+        limits = httpx.Limits(
+            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+        )
+        async with httpx.AsyncClient(headers=headers, timeout=self.timeout, limits=limits) as http:
+            sem = asyncio.Semaphore(self.concurrency)
+            while True:
+                closing = self._closing
+                batch = self._take()
+                if batch:
+                    await asyncio.gather(*(self._send(http, sem, b) for b in _requests(batch)))
+                with self._lock:
+                    left = len(self._queue)
+                if closing and not left:
+                    return
+                if closing and left and not batch:
+                    await asyncio.sleep(0.05)  # only backing-off retries left
+                    continue
+                if not closing:
+                    await asyncio.to_thread(self._wake.wait, self.flush_interval)
+                    self._wake.clear()
+
+    def _take(self) -> list[_Item]:
+        now = time.monotonic()
+        with self._lock:
+            ready = [i for i in self._queue if i.not_before <= now]
+            if len(ready) != len(self._queue):
+                waiting = deque(i for i in self._queue if i.not_before > now)
+            else:
+                waiting = deque()
+            self._queue = waiting
+        return ready
+
+    async def _send(self, http: httpx.AsyncClient, sem: asyncio.Semaphore, req: _Request) -> None:
+        async with sem:
+            try:
+                reply = await http.post(req.url(self), json=req.body)
+                status = reply.status_code
+            except httpx.HTTPError as exc:
+                status, detail = 0, f"{type(exc).__name__}: {exc}"
+            else:
+                detail = f"HTTP {status}"
+        if 200 <= status < 300:
+            self.stats.sent += len(req.items)
+            self._last_success = time.monotonic()
+            return
+        if status == 0 or status in RETRYABLE:
+            self._retry(req.items, detail)
+            return
+        self.stats.dropped += len(req.items)
+        self._note(f"{req.items[0].kind} {req.items[0].target}: {detail}")
+
+    def _retry(self, items: list[_Item], detail: str) -> None:
+        now = time.monotonic()
+        # While closing, keep retrying a platform that answered lately (it may be restarting);
+        # give up on one that has not answered for a while (close stays quick when it is dead).
+        alive = self._last_success is not None and now - self._last_success < GIVE_UP_AFTER
+        with self._lock:
+            for item in items:
+                if self._closing and item.attempts >= 2 and not alive:
+                    self.stats.dropped += 1
+                    continue
+                if len(self._queue) >= self.max_pending:
+                    self.stats.dropped += 1
+                    continue
+                item.attempts += 1
+                item.not_before = now + min(
+                    0.5 * 2 ** (item.attempts - 1), 2.0 if self._closing else 10.0
+                )
+                self._queue.append(item)
+                self.stats.retried += 1
+        self._note(detail)
+
+    def _note(self, text: str) -> None:
+        if len(self.stats.errors) < 20:
+            self.stats.errors.append(text)
+            log.debug("platform report: %s", text)
+
+
+@dataclass
+class _Request:
+    kind: str
+    target: str
+    body: Any
+    items: list[_Item]
+
+    def url(self, reporter: Reporter) -> str:
+        if self.kind == "job":
+            return f"{reporter.api_url}/v2/trace/job/{self.target}/enter"
+        if self.kind == "span":
+            return f"{reporter.telemetry_url}/trace/{self.target}/telemetry-upload"
+        return f"{reporter.api_url}/v2/trace/{self.target}/{self.kind}"
+
+
+def _requests(items: list[_Item]) -> list[_Request]:
+    """One request per job/enter/exit item; spans merged per trace, ``MAX_SPANS`` a request."""
+    out: list[_Request] = []
+    spans: dict[str, list[_Item]] = {}
+    for item in items:
+        if item.kind == "span":
+            spans.setdefault(item.target, []).append(item)
+        else:
+            out.append(_Request(item.kind, item.target, item.body, [item]))
+    for target, group in spans.items():
+        for start in range(0, len(group), MAX_SPANS):
+            chunk = group[start : start + MAX_SPANS]
+            body = {"telemetry": [i.body for i in chunk]}
+            out.append(_Request("span", target, body, chunk))
+    return out
+
+
+def _hex(value: str) -> str:
+    text = str(value)
+    try:
+        import uuid
+
+        return uuid.UUID(text).hex
+    except ValueError:
+        return text
+
+
+def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if v is not None}
