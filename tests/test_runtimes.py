@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import textwrap
 from pathlib import Path
 
@@ -161,3 +162,35 @@ async def test_rollout_timeout_names_the_phase(tmp_path: Path) -> None:
     assert run.trace.stop_reason == "timeout"
     assert "during starting task" in run.trace.error
     await asyncio.sleep(0)
+
+
+async def test_warm_process_dying_before_a_rollout_reports_its_stderr(tmp_path: Path) -> None:
+    path = tmp_path / "dies_env.py"
+    path.write_text(
+        ENV_SOURCE
+        + textwrap.dedent(
+            """
+            import signal, sys
+
+            def _die(*_):
+                print("fatal: the licence server went away (marker-7731)", file=sys.stderr)
+                sys.stderr.flush()
+                os._exit(3)
+
+            signal.signal(signal.SIGUSR1, _die)
+            """
+        )
+    )
+    async with SubprocessRuntime(path) as runtime:
+        async with runtime(Task(env="iso", id="touch", args={"tag": "a"})):
+            pass  # the warm process is up (and a spare child is being prepared)
+        zygote = runtime._zygote
+        assert zygote is not None
+        zygote.send_signal(signal.SIGUSR1)
+        with pytest.raises(RuntimeError) as info:
+            for _ in range(5):  # the spare child may have been started before the signal
+                async with runtime(Task(env="iso", id="touch", args={"tag": "b"})):
+                    pass
+        message = str(info.value)
+        assert "exited with code 3" in message, message
+        assert "marker-7731" in message, message

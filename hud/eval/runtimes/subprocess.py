@@ -120,7 +120,9 @@ class SubprocessRuntime:
                 stderr=asyncio.subprocess.PIPE,
             )
             assert proc.stdout is not None and proc.stderr is not None
-            self._readers.append(asyncio.create_task(self._drain_stderr(proc.stderr)))
+            self._stderr.clear()
+            stderr = asyncio.create_task(self._drain_stderr(proc.stderr))
+            self._readers.append(stderr)
             try:
                 line = await asyncio.wait_for(proc.stdout.readline(), self.ready_timeout)
             except TimeoutError:
@@ -140,7 +142,7 @@ class SubprocessRuntime:
                 await proc.wait()
                 return
             self._zygote = proc
-            self._readers.append(asyncio.create_task(self._read_replies(proc.stdout)))
+            self._readers.append(asyncio.create_task(self._read_replies(proc, stderr)))
 
     async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
@@ -148,8 +150,11 @@ class SubprocessRuntime:
             self._stderr.append(text)
             log.debug("env: %s", text)
 
-    async def _read_replies(self, stream: asyncio.StreamReader) -> None:
-        while line := await stream.readline():
+    async def _read_replies(
+        self, proc: asyncio.subprocess.Process, stderr: asyncio.Task[None]
+    ) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
             try:
                 reply = json.loads(line)
             except ValueError:
@@ -157,9 +162,17 @@ class SubprocessRuntime:
             future = self._pending.pop(reply.get("id"), None)
             if future is not None and not future.done():
                 future.set_result(reply)
+        if not self._pending:
+            return
+        # Say why: its exit status and the last lines it wrote (read to the end first).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 2)
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(stderr), 2)
+        message = _exited(self.path, proc.returncode, self._stderr)
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(RuntimeError("environment process exited"))
+                future.set_exception(RuntimeError(message))
         self._pending.clear()
 
     async def _take(self, env_name: str) -> tuple[int, int]:
@@ -248,6 +261,24 @@ class SubprocessRuntime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _exited(path: Path, code: int | None, stderr: deque[str], lines: int = 20) -> str:
+    """The error of a warm environment process that died: its status and stderr tail."""
+    if code is None:
+        status = "stopped answering"
+    elif code < 0:
+        try:
+            status = f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            status = f"was killed by signal {-code}"
+    else:
+        status = f"exited with code {code}"
+    message = f"the environment process for {path} {status} before the rollout started"
+    tail = [line for line in stderr if line.strip()][-lines:]
+    if tail:
+        return message + "; last lines of its stderr:\n" + "\n".join(tail)
+    return message + " (it wrote nothing to stderr)"
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
