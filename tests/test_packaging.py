@@ -20,10 +20,17 @@ def _name(requirement: str) -> str:
     return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def _imported_top_levels() -> set[str]:
-    """Top-level modules imported anywhere under hud/, at module level or inside functions."""
+#: Code that may use the `platform` extra: the server package and the command that checks for it.
+PLATFORM_SIDE = ("hud/platform", "hud/cli/platform_cmd.py")
+
+
+def _imported_top_levels(platform_side: bool) -> set[str]:
+    """Top-level modules imported under hud/ (the platform side, or everything else), at module
+    level or inside functions."""
     names: set[str] = set()
     for path in (REPO / "hud").rglob("*.py"):
+        if path.relative_to(REPO).as_posix().startswith(PLATFORM_SIDE) != platform_side:
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
@@ -39,14 +46,17 @@ def test_distribution_name_is_not_the_official_one() -> None:
     assert PROJECT["scripts"] == {"hud": "hud.cli.main:main"}
 
 
-def test_every_imported_package_is_declared() -> None:
+@pytest.mark.parametrize("platform_side", [False, True], ids=["library", "platform"])
+def test_every_imported_package_is_declared(platform_side: bool) -> None:
     """A third-party import must come from a declared dependency, not another's transitive one
-    (``cryptography`` arrived only through asyncssh)."""
-    declared = {_name(r) for r in PROJECT["dependencies"]}
+    (``cryptography`` arrived only through asyncssh); the platform server may also use its extra."""
+    extra = PROJECT["optional-dependencies"]["platform"] if platform_side else []
+    requirements = PROJECT["dependencies"] + extra
+    declared = {_name(r) for r in requirements}
     owners = metadata.packages_distributions()
     stdlib = set(sys.stdlib_module_names) | {"__future__", "hud"}
     missing = {}
-    for module in sorted(_imported_top_levels() - stdlib):
+    for module in sorted(_imported_top_levels(platform_side) - stdlib):
         dists = {d.lower().replace("_", "-") for d in owners.get(module, [])}
         if not dists & declared:
             missing[module] = sorted(dists)
@@ -61,7 +71,8 @@ def test_runtime_dependencies_are_bounded_and_test_only_ones_are_extras() -> Non
     extras = PROJECT["optional-dependencies"]
     assert "uvicorn" in {_name(r) for r in extras["dev"]}
     platform = {_name(r) for r in extras["platform"]}
-    assert {"fastapi", "sqlalchemy", "alembic", "psycopg", "uvicorn"} <= platform
+    assert {"fastapi", "sqlalchemy", "alembic", "uvicorn"} <= platform
+    assert platform & {"psycopg", "asyncpg"}, "the platform extra needs a PostgreSQL driver"
 
 
 def test_make_test_installs_what_ci_installs() -> None:
