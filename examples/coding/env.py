@@ -75,8 +75,9 @@ async def _write(run: Any) -> str:
 async def write_file(name: str, content: str):
     """Create a file with the given content."""
     yield f"Create the file `{name}` in the workspace containing exactly the line: {content}"
-    path = ws.root / name  # this rollout's copy of the workspace
-    ok = path.is_file() and path.read_text().strip() == content
+    # Read this rollout's files through the workspace: the path stays beneath the rollout's
+    # root, so a symlink the agent planted (name -> a host file) raises instead of scoring.
+    ok = ws.exists(name) and ws.read_text(name).strip() == content
     yield 1.0 if ok else 0.0
 
 

@@ -417,9 +417,20 @@ class HudClient:
             raise HudProtocolError(INTERNAL_ERROR, "tasks.list: 'tasks' is not a list")
         return tasks
 
-    async def start_task(self, task_id: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Start a task; returns the start frame (``prompt`` and extras)."""
-        return await self.call("tasks.start", {"id": task_id, "args": args or {}})
+    async def start_task(
+        self,
+        task_id: str,
+        args: dict[str, Any] | None = None,
+        *,
+        limits: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a task; returns the start frame (``prompt`` and extras). ``limits`` (ours)
+        overrides the env's workspace limits for this rollout (the row's
+        ``runtime_config.limits``)."""
+        params: dict[str, Any] = {"id": task_id, "args": args or {}}
+        if limits:
+            params["limits"] = limits
+        return await self.call("tasks.start", params)
 
     start = start_task  # our earlier name
 

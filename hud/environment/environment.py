@@ -26,6 +26,11 @@ SessionParams = Callable[[str | None], dict[str, Any]]
 current_session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "hud_current_session_id", default=None
 )
+#: The workspace limits the starting task's row asks for (``tasks.start`` ``limits``), set
+#: while its task-start hooks run.
+current_task_limits: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "hud_current_task_limits", default=None
+)
 
 
 class Environment:
@@ -177,7 +182,9 @@ class Environment:
         stop_workspace.__name__ = f"stop_workspace_{name}"
         self.initialize(start_workspace)
         self.shutdown(stop_workspace)
-        self.task_start(lambda: ws.begin_session(current_session_id.get()))
+        self.task_start(
+            lambda: ws.begin_session(current_session_id.get(), current_task_limits.get())
+        )
         self.task_ready(lambda: ws.session_ready(current_session_id.get()))
         self.task_grading(lambda: ws.check_session(current_session_id.get()))
         self.teardown(lambda: ws.end_session(current_session_id.get()))

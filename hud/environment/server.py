@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from hud.environment.environment import Environment
+from hud.environment.environment import Environment, current_task_limits
 from hud.environment.runner import TaskError, TaskRunner
 from hud.environment.template import BadArgs
 from hud.protocol import (
@@ -489,6 +489,9 @@ class Server:
             raise HudProtocolError(INVALID_PARAMS, "tasks.start: 'id' must be a string")
         if not isinstance(args, dict):
             raise HudProtocolError(INVALID_PARAMS, "tasks.start: 'args' must be an object")
+        limits = params.get("limits")  # ours: the row's workspace limits
+        if limits is not None and not isinstance(limits, dict):
+            raise HudProtocolError(INVALID_PARAMS, "tasks.start: 'limits' must be an object")
         session = conn.session
         await self._drop_runner(session)
         template = self.env.tasks.get(task_id)
@@ -499,7 +502,11 @@ class Server:
         except BadArgs as exc:
             raise HudProtocolError(SERVER_ERROR, str(exc)) from None
         runner = TaskRunner(self.env, template, gen, session.id, args)
-        frame = await runner.start()
+        token = current_task_limits.set(limits)
+        try:
+            frame = await runner.start()
+        finally:
+            current_task_limits.reset(token)
         try:
             reply_bytes = len(encode_frame(frame, self.max_frame))
         except FrameTooLargeError as exc:

@@ -182,7 +182,12 @@ class Run:
     async def __aenter__(self) -> Run:
         loop = asyncio.get_running_loop()
         self.started_at = loop.time()
-        frame = await self.client.start(self.task_id, self.args)
+        config = self.task.runtime_config if self.task is not None else None
+        limits = config.limits.workspace_limits() if config and config.limits else None
+        if limits:
+            frame = await self.client.start(self.task_id, self.args, limits=limits)
+        else:
+            frame = await self.client.start(self.task_id, self.args)
         bindings = frame.get("bindings")
         if bindings is not None:
             if not isinstance(bindings, dict) or not all(

@@ -42,6 +42,17 @@ class RuntimeResources(_Strict):
 class RuntimeLimits(_Strict):
     startup_timeout_s: int | None = Field(default=None, gt=0)
     run_timeout_s: int | None = Field(default=None, gt=0)
+    # Ours: the rollout's workspace sandbox limits (`hud.environment.workspace.Limits`), sent
+    # with ``tasks.start``; unset ones keep the env's.
+    pids: int | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpus: float | None = Field(default=None, gt=0)
+    disk_mb: int | None = Field(default=None, gt=0)
+
+    def workspace_limits(self) -> dict[str, Any]:
+        """The workspace limits this row sets (``pids``, ``memory_mb``, ``cpus``, ``disk_mb``)."""
+        names = ("pids", "memory_mb", "cpus", "disk_mb")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
 
 
 class ComposeProject(_Strict):

@@ -31,6 +31,7 @@ from hud.environment.workspace import Limits, Workspace, WorkspacePathError
 from hud.environment.workspace.limits import detect_cgroups
 from hud.environment.workspace.sandbox import bwrap_problem
 from hud.eval.rollout import rollout
+from hud.types import RuntimeConfig, RuntimeLimits
 
 REPO = Path(__file__).resolve().parents[2]
 BWRAP_PROBLEM = bwrap_problem()
@@ -154,6 +155,21 @@ async def test_default_limits_stop_600_processes(root: Path) -> None:
     assert 0 < started < 512
     assert run.trace.status == "error"
     assert "process limit (512)" in str(run.trace.error or run.grade)
+
+
+@needs_sandbox
+@needs_limits
+async def test_row_limits_override_the_envs(root: Path) -> None:
+    """A row's ``runtime_config.limits`` reaches the workspace with ``tasks.start``."""
+    env, _ws = _env(root)
+    task = env.tasks["work"]()
+    task.runtime_config = RuntimeConfig(limits=RuntimeLimits(pids=64, disk_mb=32))
+    command = f"{_sleeps(100)}; head -c 64M /dev/zero > big 2>/dev/null; echo $?"
+    async with _served(env) as url:
+        run = await rollout(task, _agent(command), runtime=_at(url))
+    started, code = run.trace.content.split()
+    assert 0 < int(started) < 64 and code != "0", run.trace.content
+    assert "process limit (64)" in str(run.trace.error or run.grade)
 
 
 # -- fork bomb ------------------------------------------------------------------------------------
