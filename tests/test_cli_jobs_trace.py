@@ -180,3 +180,86 @@ def test_trace_unknown_id(project: dict[str, Any], run_hud: HudRunner) -> None:
         "Error: no trace matching 'ffffffffffffffff' in .hud/jobs"
     ]
     assert done.stdout == ""
+
+
+def test_command_groups_and_jobs_dir_flag(
+    project: dict[str, Any], run_hud: HudRunner, tmp_path: Path
+) -> None:
+    """0.6.21's `hud jobs list|get` and `hud trace get` beside today's forms, same output;
+    ``--jobs-dir`` everywhere (``--dir`` still accepted, hidden)."""
+    cwd, job = project["cwd"], project["job"]
+    listed = run_hud("jobs", "list", "--json", cwd=cwd)
+    assert listed.stdout == run_hud("jobs", "--json", cwd=cwd).stdout
+    assert [j["job_id"] for j in json.loads(listed.stdout)] == [job.id]
+    got = run_hud("jobs", "get", job.id[:8], "--json", cwd=cwd)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == run_hud("jobs", job.id[:8], "--json", cwd=cwd).stdout
+    assert json.loads(got.stdout)["job_id"] == job.id
+    quiet = run_hud("jobs", "get", job.id, "-q", "-n", "1", cwd=cwd)
+    assert len(quiet.stdout.split()) == 1
+    trace = run_hud("trace", "get", project["good"], "--json", cwd=cwd)
+    assert trace.returncode == 0, trace.stderr
+    assert trace.stdout == run_hud("trace", project["good"], "--json", cwd=cwd).stdout
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    records = str(cwd / ".hud" / "jobs")
+    for flag in ("--jobs-dir", "--dir"):
+        out = run_hud("jobs", "list", flag, records, "--json", cwd=elsewhere)
+        assert [j["job_id"] for j in json.loads(out.stdout)] == [job.id], out.stderr
+        out = run_hud("jobs", "get", job.id, flag, records, "--json", cwd=elsewhere)
+        assert json.loads(out.stdout)["job_id"] == job.id, out.stderr
+        out = run_hud("trace", "get", project["bad"], flag, records, "--json", cwd=elsewhere)
+        assert json.loads(out.stdout)[0]["trace_id"] == project["bad"], out.stderr
+    helps = run_hud("jobs", "list", "--help", cwd=elsewhere).stdout
+    assert "--jobs-dir" in helps and "--dir " not in helps
+
+
+def test_jobs_cancel_interrupts_a_running_eval(run_hud: HudRunner, tmp_path: Path) -> None:
+    """`hud jobs cancel` stops a running local `hud eval` (recorded interrupted, resumable);
+    --dry-run changes nothing; without a terminal it needs --yes; finished jobs are refused."""
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "env.py").write_text(
+        "import asyncio\n\nfrom hud import Environment\n\nenv = Environment(name='slow')\n\n\n"
+        "@env.template()\nasync def wait(seconds: float = 600):\n"
+        "    await asyncio.sleep(seconds)\n    yield 'done?'\n    yield 1.0\n"
+    )
+    (tmp_path / "tasks.py").write_text("from env import wait\n\ntasks = [wait()]\n")
+    from tests.conftest import hud_env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hud", "eval", "tasks.py", "nop", "--all", "--yes"],
+        cwd=tmp_path,
+        env=hud_env(tmp_path),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list((tmp_path / ".hud" / "jobs").glob("*/job.json")):
+            assert time.monotonic() < deadline and proc.poll() is None, "no job record"
+            time.sleep(0.1)
+        (job_id,) = [p.name for p in (tmp_path / ".hud" / "jobs").iterdir()]
+        dry = run_hud("jobs", "cancel", job_id, "--dry-run", "--json", cwd=tmp_path)
+        plan = json.loads(dry.stdout)
+        assert plan["dry_run"] is True and plan["actions"][0]["job_id"] == job_id
+        assert proc.poll() is None, "a dry run changes nothing"
+        unconfirmed = run_hud("jobs", "cancel", job_id, cwd=tmp_path)
+        assert unconfirmed.returncode == 1 and "--yes" in unconfirmed.stderr
+        assert proc.poll() is None
+        done = run_hud("jobs", "cancel", job_id, "--yes", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"cancelled {job_id}" in done.stdout
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (row,) = json.loads(run_hud("jobs", "list", "--json", cwd=tmp_path).stdout)
+    assert row["status"] == "interrupted"
+    again = run_hud("cancel", job_id, "--yes", cwd=tmp_path)  # hidden 0.6.21 alias
+    assert again.returncode == 1 and "is not running (it is interrupted)" in again.stderr

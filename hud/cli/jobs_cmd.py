@@ -1,4 +1,8 @@
-"""`hud jobs [JOB_ID]`: local job records (``.hud/jobs``) and their rollouts."""
+"""`hud jobs list|get|cancel` (and today's `hud jobs [JOB_ID]`): jobs and their rollouts.
+
+The data comes from a `hud.cli.jobs_backend.JobsBackend` (local job records in ``.hud/jobs``
+today); this module parses flags and renders.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,61 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-DIR_HELP = "Job records directory (default: .hud/jobs)."
+JOBS_DIR_HELP = "Job records directory (default: .hud/jobs)."
+
+
+class DefaultCommandGroup(TyperGroup):
+    """A command group that also takes today's positional form: no subcommand runs
+    ``default_command`` (``hud jobs`` = ``hud jobs list``) and a first positional that is not a
+    subcommand goes to ``item_command`` (``hud jobs ID`` = ``hud jobs get ID``)."""
+
+    default_command: str | None = None
+    item_command: str | None = None
+    #: Options that take a value (their value is not a positional).
+    value_options: frozenset[str] = frozenset()
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args = list(args)
+        positional = None
+        skip = False
+        for token in args:
+            if skip:
+                skip = False
+                continue
+            if token == "--":
+                break
+            if token.startswith("-"):
+                skip = token in self.value_options
+                continue
+            positional = token
+            break
+        if positional is None:
+            if self.default_command and not {"-h", "--help"} & set(args):
+                args.insert(0, self.default_command)
+        elif positional not in self.commands and self.item_command:
+            args.insert(0, self.item_command)
+        return super().parse_args(ctx, args)
+
+
+class _JobsGroup(DefaultCommandGroup):
+    default_command = "list"
+    item_command = "get"
+    value_options = frozenset({"-n", "--limit", "--jobs-dir", "--dir", "-t", "--trace-id"})
+
+
+jobs_app = typer.Typer(
+    cls=_JobsGroup,
+    help="List jobs, inspect their rollouts, and cancel running ones.",
+    no_args_is_help=False,
+)
+
+
+def _backend(jobs_dir: Path | None, legacy_dir: Path | None) -> Any:
+    from hud.cli.jobs_backend import backend_for
+
+    return backend_for(jobs_dir or legacy_dir)
 
 
 def _reward(value: Any) -> str:
@@ -18,22 +75,6 @@ def _short_time(iso: str | None) -> str:
     if not iso:
         return "-"
     return iso.replace("T", " ")[:19]
-
-
-def _job_row(record: Any) -> dict[str, Any]:
-    stats = record.stats()
-    return {
-        "job_id": record.job_id,
-        "name": record.name,
-        "status": record.effective_status,
-        "runs": stats["runs"],
-        "total": stats["total"],
-        "errors": stats["errors"],
-        "reward": stats["reward"],
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "path": str(record.root),
-    }
 
 
 def _short_id(text: str) -> str:
@@ -55,29 +96,19 @@ def _status_style(status: str) -> str:
     }.get(status, "")
 
 
-def jobs_command(
-    job_id: str = typer.Argument(None, help="Show the rollouts of this job (unique prefix ok)."),
+@jobs_app.command("list")
+def list_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     limit: int = typer.Option(20, "--limit", "-n", help="Max jobs to list."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print one id per line."),
-    jobs_dir: Path = typer.Option(None, "--dir", help=DIR_HELP),
+    jobs_dir: Path = typer.Option(None, "--jobs-dir", help=JOBS_DIR_HELP),
+    legacy_dir: Path = typer.Option(None, "--dir", hidden=True),
 ) -> None:
-    """List local eval jobs, or the rollouts of one job."""
+    """List recent jobs (newest first)."""
     import json
 
-    from hud.cli.errors import CLIError
-    from hud.eval.records import DEFAULT_JOBS_DIR, JobRecord, list_jobs
-
-    base = jobs_dir or DEFAULT_JOBS_DIR
-    if job_id:
-        try:
-            record = JobRecord.open(job_id, base_dir=base)
-        except (LookupError, ValueError) as exc:
-            raise CLIError(str(exc)) from None
-        _show_job(record, as_json=as_json, quiet=quiet)
-        return
-    records = list_jobs(base)[: max(limit, 0)]
-    rows = [_job_row(r) for r in records]
+    backend = _backend(jobs_dir, legacy_dir)
+    rows = backend.list_jobs(limit)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -88,12 +119,12 @@ def jobs_command(
     from hud.cli.output import console, err_console
 
     if not rows:
-        err_console().print(f"No jobs in {base} (run `hud eval` to make one).")
+        err_console().print(f"No jobs in {backend.where} (run `hud eval` to make one).")
         return
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"Jobs in {base}", title_justify="left", show_edge=False)
+    table = Table(title=f"Jobs in {escape(backend.where)}", title_justify="left", show_edge=False)
     for col, kw in (
         ("Job", {"no_wrap": True}),
         ("Name", {"overflow": "fold"}),
@@ -119,45 +150,81 @@ def jobs_command(
     console().print(table)
 
 
-def _unfinished(record: Any) -> list[dict[str, Any]]:
+@jobs_app.command("get")
+def get_command(
+    job_id: str = typer.Argument(..., help="Job id (a unique prefix is enough)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    limit: int = typer.Option(None, "--limit", "-n", help="Max rollouts to show."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print one trace id per line."),
+    jobs_dir: Path = typer.Option(None, "--jobs-dir", help=JOBS_DIR_HELP),
+    legacy_dir: Path = typer.Option(None, "--dir", hidden=True),
+) -> None:
+    """Show the rollouts of one job."""
+    from hud.cli.errors import CLIError
+    from hud.cli.jobs_backend import JobsError
+
+    try:
+        job = _backend(jobs_dir, legacy_dir).get_job(job_id)
+    except JobsError as exc:
+        raise CLIError(str(exc)) from None
+    if limit is not None:
+        job["runs"] = job["runs"][: max(limit, 0)]
+    _show_job(job, as_json=as_json, quiet=quiet)
+
+
+@jobs_app.command("cancel")
+def cancel_command(
+    job_id: str = typer.Argument(None, help="Job to cancel (omit with --all)."),
+    trace_id: str = typer.Option(None, "--trace-id", "-t", help="One rollout of the job."),
+    all_jobs: bool = typer.Option(False, "--all", "-a", help="Cancel every running job."),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Skip the confirmation (required without a terminal)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    jobs_dir: Path = typer.Option(None, "--jobs-dir", help=JOBS_DIR_HELP),
+    legacy_dir: Path = typer.Option(None, "--dir", hidden=True),
+) -> None:
+    """Cancel a running job (local: `hud eval` stops and records it interrupted)."""
     import json
+    import sys
 
-    out = []
-    for path in record.unfinished_traces():
-        try:
-            with open(path, encoding="utf-8") as fh:
-                header = json.loads(fh.readline())
-        except (OSError, ValueError):
-            header = {}
-        out.append(
-            {
-                "trace_id": path.stem,
-                "slug": header.get("slug"),
-                "task_id": header.get("task_id"),
-                "group_index": header.get("group_index"),
-                "reward": None,
-                "status": "unfinished",
-                "error": None,
-                "is_error": True,
-            }
-        )
-    return out
+    from hud.cli.errors import CLIError
+    from hud.cli.jobs_backend import JobsError
 
-
-def _show_job(record: Any, *, as_json: bool, quiet: bool) -> None:
-    import json
-
-    runs = record.finished_runs()
-    pending = _unfinished(record)
+    if job_id and all_jobs:
+        raise CLIError("pass a job id or --all, not both")
+    if not job_id and not all_jobs:
+        raise CLIError("name a job to cancel, or pass --all", hint="see `hud jobs list`")
+    backend = _backend(jobs_dir, legacy_dir)
+    kwargs = {"trace_id": trace_id, "all_jobs": all_jobs}
+    try:
+        planned = backend.cancel(job_id, dry_run=True, **kwargs)
+        if not dry_run and planned:
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise CLIError("cancelling needs confirmation", hint="pass --yes")
+                what = ", ".join(a["job_id"] for a in planned)
+                if not typer.confirm(f"Cancel {what}?"):
+                    raise typer.Exit(1)
+            planned = backend.cancel(job_id, dry_run=False, **kwargs)
+    except JobsError as exc:
+        raise CLIError(str(exc)) from None
     if as_json:
-        payload = {
-            **record.to_json(),
-            "status": record.effective_status,
-            "stats": record.stats(),
-            "runs": runs,
-            "unfinished": pending,
-        }
-        typer.echo(json.dumps(payload, indent=2, default=str))
+        typer.echo(json.dumps({"dry_run": dry_run, "actions": planned}, indent=2))
+        return
+    if not planned:
+        typer.echo("No running jobs to cancel.")
+    for action in planned:
+        typer.echo(f"{action['action']} {action['job_id']}: {action['detail']}")
+
+
+def _show_job(job: dict[str, Any], *, as_json: bool, quiet: bool) -> None:
+    import json
+
+    runs, pending = job["runs"], job["unfinished"]
+    if as_json:
+        typer.echo(json.dumps(job, indent=2, default=str))
         return
     if quiet:
         for row in runs:
@@ -168,21 +235,22 @@ def _show_job(record: Any, *, as_json: bool, quiet: bool) -> None:
 
     from hud.cli.output import console
 
-    stats = record.stats()
-    status = record.effective_status
+    stats = job["stats"]
+    status = job["status"]
     style = _status_style(status)
     out = console()
-    out.print(f"[bold]Job {record.job_id}[/]  {escape(record.name)}")
+    out.print(f"[bold]Job {job['job_id']}[/]  {escape(str(job.get('name') or ''))}")
     done = f"{stats['runs']}/{stats['total']}" if stats["total"] else str(stats["runs"])
     out.print(
         f"Status: [{style or 'default'}]{status}[/] · runs {done} · errors {stats['errors']} · "
-        f"reward {_reward(stats['reward'])} · created {_short_time(record.created_at)}"
+        f"reward {_reward(stats['reward'])} · created {_short_time(job.get('created_at'))}"
     )
-    config = record.config
+    config = job.get("config") or {}
     bits = [f"{k}={config[k]}" for k in ("source", "agent", "model", "group") if config.get(k)]
     if bits:
         out.print(f"[dim]{escape(' · '.join(bits))}[/]")
-    out.print(f"[dim]{escape(str(record.root))}[/]")
+    if job.get("path"):
+        out.print(f"[dim]{escape(str(job['path']))}[/]")
     table = Table(show_edge=False)
     for col, kw in (
         ("#", {"justify": "right", "no_wrap": True}),

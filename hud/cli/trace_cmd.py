@@ -1,4 +1,5 @@
-"""`hud trace TRACE_ID`: render one recorded rollout (job records or telemetry span files)."""
+"""`hud trace get TRACE_ID` (and today's `hud trace TRACE_ID`): render one recorded rollout
+(job records or telemetry span files)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,22 @@ from typing import Any
 
 import typer
 
+from hud.cli.jobs_cmd import JOBS_DIR_HELP, DefaultCommandGroup
+
 MAX_RESULT_LINES = 60
 MAX_ARG_CHARS = 200
 
 
-def trace_command(
+class _TraceGroup(DefaultCommandGroup):
+    item_command = "get"
+    value_options = frozenset({"--local-dir", "--jobs-dir", "--dir"})
+
+
+trace_app = typer.Typer(cls=_TraceGroup, help="Inspect a rollout trace.", no_args_is_help=True)
+
+
+@trace_app.command("get")
+def get_command(
     trace_id: str = typer.Argument(..., help="Trace id (unique prefix ok) or a trace file path."),
     as_json: bool = typer.Option(False, "--json", help="Print the events as JSON."),
     local_dir: Path = typer.Option(
@@ -19,29 +31,30 @@ def trace_command(
         "--local-dir",
         help="Span directory to read (default: HUD_TELEMETRY_LOCAL_DIR).",
     ),
-    jobs_dir: Path = typer.Option(None, "--dir", help="Job records directory (.hud/jobs)."),
+    jobs_dir: Path = typer.Option(None, "--jobs-dir", help=JOBS_DIR_HELP),
+    legacy_dir: Path = typer.Option(None, "--dir", hidden=True),
 ) -> None:
     """Show the turns, tool calls and grade of one rollout."""
     import json
 
     from hud.cli.errors import CLIError
-    from hud.eval.records import DEFAULT_JOBS_DIR, find_trace, load_trace_file, trace_events
+    from hud.cli.jobs_backend import JobsError, backend_for
+    from hud.eval.records import trace_events
     from hud.telemetry import local_dir as configured_local_dir
 
     spans = local_dir if local_dir is not None else configured_local_dir()
     try:
-        path = find_trace(trace_id, jobs_dir or DEFAULT_JOBS_DIR, local_dir=spans)
-        data = load_trace_file(path)
-    except (LookupError, ValueError, OSError) as exc:
+        data, where = backend_for(jobs_dir or legacy_dir, span_dir=spans).get_trace(trace_id)
+    except JobsError as exc:
         raise CLIError(str(exc)) from None
-    events = [_header_event(data, path), *trace_events(data)]
+    events = [_header_event(data, where), *trace_events(data)]
     if as_json:
         typer.echo(json.dumps(events, indent=2, default=str))
         return
     _render(events)
 
 
-def _header_event(data: dict[str, Any], path: Path) -> dict[str, Any]:
+def _header_event(data: dict[str, Any], path: str) -> dict[str, Any]:
     keys = (
         "trace_id",
         "job_id",
