@@ -29,6 +29,7 @@ from hud.eval.runtimes.docker import (
     build_image,
     docker_client,
     image_exists,
+    labels,
     owner_id,
     reap,
 )
@@ -298,7 +299,7 @@ def test_sigint_mid_eval_leaves_no_container(box_image: str, tmp_path: Path) -> 
     assert not labelled_containers(owner), "containers outlived the interrupted eval"
 
 
-def test_sigkill_leftovers_are_reaped(box_image: str, tmp_path: Path) -> None:
+def test_sigkill_leftovers_are_removed_by_the_watchdog(box_image: str, tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
         import asyncio, sys
@@ -324,9 +325,21 @@ def test_sigkill_leftovers_are_reaped(box_image: str, tmp_path: Path) -> None:
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    left = labelled_containers(owner)
-    assert left and left[0]["Labels"][OWNER_LABEL] == owner  # a hard kill leaves it...
-    assert reap() >= 1  # ...and the next start removes it
+    deadline = time.monotonic() + 60
+    while labelled_containers(owner) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not labelled_containers(owner), "the watchdog did not remove the killed run's box"
+
+
+def test_reap_removes_containers_of_dead_owners(base_image: str) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owner = owner_id().rsplit(":", 1)[0] + f":{dead.pid}"
+    docker_client().api.create_container(
+        base_image, ["true"], labels={**labels("container"), OWNER_LABEL: owner}
+    )
+    assert labelled_containers(owner)
+    assert reap() >= 1  # the next start removes what a dead process left
     assert not labelled_containers(owner)
 
 

@@ -58,6 +58,11 @@ SESSION_LABEL = "io.hud.session"
 TOKEN_ENV = "HUD_CONTROL_TOKEN"
 #: At most this many containers are kept started ahead of need (per image and config).
 MAX_PREFORK = 8
+#: Default limits of a rollout container (``runtime_config.resources`` of a row overrides
+#: memory and CPU; the `DockerRuntime` arguments change the defaults; None = unlimited).
+DEFAULT_MEMORY_MB = 4096
+DEFAULT_CPUS = 2.0
+DEFAULT_PIDS = 1024
 #: Log lines shown when a container dies before serving.
 LOG_TAIL = 40
 
@@ -137,8 +142,50 @@ _live_lock = threading.Lock()
 
 
 def _track(name: str, kind: str) -> None:
+    ensure_reaper()
     with _live_lock:
         _live[name] = kind
+
+
+# -- the watchdog ----------------------------------------------------------------------------
+_reaper: tuple[int, int] | None = None  # (pid, write end of its pipe) in this process
+_reaper_proc: subprocess.Popen[bytes] | None = None
+
+
+def ensure_reaper() -> None:
+    """Start (once per process) the watchdog that removes this process's containers when it
+    dies, even by SIGKILL (`hud.eval.runtimes.reaper`): it waits in its own session on a pipe
+    only this process writes to."""
+    global _reaper, _reaper_proc
+    with _live_lock:
+        if _reaper is not None and _reaper[0] == os.getpid():
+            return
+        read_fd, write_fd = os.pipe()  # both non-inheritable: only the reaper gets read_fd
+        hud_root = str(Path(__file__).resolve().parents[3])
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": hud_root + (os.pathsep + path if path else "")}
+        try:
+            _reaper_proc = subprocess.Popen(
+                [sys.executable, "-m", "hud.eval.runtimes.reaper", owner_id()],
+                stdin=read_fd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd="/",
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(write_fd)
+            log.warning(
+                "could not start the container watchdog (%s); containers of a killed "
+                "process are removed at the next run instead",
+                exc,
+            )
+            _reaper = (os.getpid(), -1)
+            return
+        finally:
+            os.close(read_fd)
+        _reaper = (os.getpid(), write_fd)
 
 
 def _untrack(name: str) -> None:
@@ -558,16 +605,34 @@ async def died(container: str, what: str) -> DockerError:
     return DockerError(f"{head}; last log lines:\n{logs or '(no output)'}")
 
 
-def _resources_kwargs(config: RuntimeConfig | None) -> dict[str, Any]:
-    """Docker SDK ``containers.run`` limits from ``runtime_config.resources``."""
+@dataclass(frozen=True)
+class Defaults:
+    """Limits a container gets when its row's ``runtime_config.resources`` does not say."""
+
+    memory_mb: int | None = DEFAULT_MEMORY_MB
+    cpus: float | None = DEFAULT_CPUS
+    pids: int | None = DEFAULT_PIDS
+
+
+def _resources_kwargs(
+    config: RuntimeConfig | None, defaults: Defaults | None = None
+) -> dict[str, Any]:
+    """Docker SDK ``containers.run`` limits: ``runtime_config.resources``, else ``defaults``."""
     res = config.resources if config else None
+    kwargs: dict[str, Any] = {}
+    if defaults is not None:
+        if defaults.cpus:
+            kwargs["nano_cpus"] = int(min(defaults.cpus, os.cpu_count() or 1) * 1e9)
+        if defaults.memory_mb:
+            kwargs["mem_limit"] = f"{defaults.memory_mb}m"
+        if defaults.pids:
+            kwargs["pids_limit"] = defaults.pids
     if res is None:
-        return {}
+        return kwargs
     if res.os not in (None, "linux"):
         raise ValueError(f"DockerRuntime runs linux containers; runtime_config os={res.os!r}")
     if res.tpu is not None:
         raise ValueError("DockerRuntime does not support TPUs (runtime_config.resources.tpu)")
-    kwargs: dict[str, Any] = {}
     if res.cpu is not None:
         kwargs["nano_cpus"] = int(res.cpu * 1e9)
     if res.memory_mb is not None:
@@ -583,16 +648,87 @@ def _resources_kwargs(config: RuntimeConfig | None) -> dict[str, Any]:
     return kwargs
 
 
-def _cli_resources(config: RuntimeConfig | None) -> list[str]:
-    kwargs = _resources_kwargs(config)
+def _cli_args(kwargs: dict[str, Any]) -> list[str]:
+    """`docker run` flags for `_resources_kwargs` limits."""
     args: list[str] = []
     if "nano_cpus" in kwargs:
         args += ["--cpus", str(kwargs["nano_cpus"] / 1e9)]
     if "mem_limit" in kwargs:
         args += ["--memory", kwargs["mem_limit"]]
+    if "pids_limit" in kwargs:
+        args += ["--pids-limit", str(kwargs["pids_limit"])]
     if "device_requests" in kwargs:
-        args += ["--gpus", str(config.resources.gpu.count)]  # type: ignore[union-attr]
+        args += ["--gpus", str(kwargs["device_requests"][0].count)]
     return args
+
+
+def run_container(
+    image: str,
+    *,
+    name: str,
+    labels: dict[str, str],
+    env: dict[str, str] | None = None,
+    command: Sequence[str] | None = None,
+    working_dir: str | None = None,
+    publish: int | None = None,
+    security_opt: Sequence[str] = (),
+    limits: dict[str, Any] | None = None,
+    run_args: Sequence[str] = (),
+) -> str:
+    """Create and start a detached container (blocking; run it with `in_thread`); its id.
+
+    The one way this package starts a container. ``publish``: a container TCP port published
+    on ``127.0.0.1`` (a free host port); ``limits``: `_resources_kwargs`. With ``run_args``
+    (verbatim ``docker run`` flags) the Docker CLI starts it, else the API (two calls: create
+    and start). Raises `DockerError` with the reason.
+    """
+    if run_args:
+        argv = ["docker", "run", "--detach", "--name", name]
+        for key, value in labels.items():
+            argv += ["--label", f"{key}={value}"]
+        for key, value in (env or {}).items():
+            argv += ["--env", f"{key}={value}"]
+        for opt in security_opt:
+            argv += ["--security-opt", opt]
+        if working_dir:
+            argv += ["--workdir", working_dir]
+        argv += _cli_args(limits or {})
+        if publish is not None:
+            argv += ["--publish", f"127.0.0.1::{publish}"]
+        argv += [*run_args, image, *(command or ())]
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DockerError(f"docker run {image} failed: {_short(exc)}") from None
+        if out.returncode != 0:
+            raise DockerError(
+                f"docker run {image} failed (exit {out.returncode}):\n{_tail(out.stderr)}"
+            )
+        return out.stdout.strip() or name
+    api = docker_client().api
+    try:
+        host_config = api.create_host_config(
+            port_bindings={publish: ("127.0.0.1", None)} if publish is not None else None,
+            security_opt=list(security_opt) or None,
+            **(limits or {}),
+        )
+        created = api.create_container(
+            image,
+            command=list(command) if command is not None else None,
+            name=name,
+            labels=labels,
+            environment=env or None,
+            working_dir=working_dir,
+            ports=[publish] if publish is not None else None,
+            detach=True,
+            host_config=host_config,
+        )
+        api.start(created["Id"])
+    except DockerError:
+        raise
+    except Exception as exc:
+        raise DockerError(f"starting a container from {image} failed: {_short(exc)}") from None
+    return str(created["Id"])
 
 
 async def check_storage(container: str, storage_mb: int) -> None:
@@ -640,6 +776,11 @@ class DockerRuntime:
     ``async with runtime:`` (``Taskset.run`` enters it) containers for a plain image are started
     ahead of need (``prefork``: ``None`` = adapt to the concurrency seen, up to `MAX_PREFORK`;
     ``0`` = never), so a rollout rarely waits for a container to boot.
+
+    Each container is limited to ``memory_mb`` of memory, ``cpus`` CPUs (at most the host's)
+    and ``pids`` processes unless its row's ``runtime_config.resources`` sets ``memory_mb`` /
+    ``cpu``; None lifts a limit. A watchdog process removes the containers of a process that
+    dies, even by SIGKILL, within seconds (`hud.eval.runtimes.reaper`).
     """
 
     def __init__(
@@ -654,6 +795,9 @@ class DockerRuntime:
         prefork: int | None = None,
         ready_timeout: float = 120.0,
         sandbox: bool = True,
+        memory_mb: int | None = DEFAULT_MEMORY_MB,
+        cpus: float | None = DEFAULT_CPUS,
+        pids: int | None = DEFAULT_PIDS,
     ) -> None:
         if isinstance(runtime_config, dict):
             runtime_config = RuntimeConfig.model_validate(runtime_config)
@@ -667,6 +811,9 @@ class DockerRuntime:
         self.prefork = prefork
         self.ready_timeout = ready_timeout
         self.sandbox = sandbox
+        self.defaults = Defaults(memory_mb=memory_mb, cpus=cpus, pids=pids)
+        self._removing: set[asyncio.Future[None]] = set()
+        self._images: set[str] = set()  # images known to exist locally
         self._scoped = 0
         self._pools: dict[str, deque[asyncio.Task[Box]]] = {}
         self._in_use: dict[str, int] = {}
@@ -750,7 +897,7 @@ class DockerRuntime:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Remove containers started ahead of need."""
+        """Remove containers started ahead of need, and wait for those being removed."""
         pools, self._pools = self._pools, {}
         futures = [f for pool in pools.values() for f in pool]
         for future in futures:
@@ -758,6 +905,8 @@ class DockerRuntime:
         for result in await asyncio.gather(*futures, return_exceptions=True):
             if isinstance(result, Box):
                 await self._remove(result)
+        while self._removing:
+            await asyncio.gather(*list(self._removing), return_exceptions=True)
 
     def config_for(self, task: Task) -> RuntimeConfig:
         config = merge_config(self.runtime_config, task.runtime_config)
@@ -789,7 +938,15 @@ class DockerRuntime:
             self._boxes.discard(box.name)
             if box.watchdog is not None:
                 box.watchdog.cancel()
-            await shielded(self._remove(box))
+            self._release(box)
+            if self._scoped:
+                # Inside `async with runtime:` the rollout need not wait for the daemon to
+                # remove its container (`aclose` waits for what is still being removed).
+                task = asyncio.ensure_future(self._remove(box))
+                self._removing.add(task)
+                task.add_done_callback(self._removing.discard)
+            else:
+                await shielded(self._remove(box))
 
     async def _expire(self, box: Box, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -855,49 +1012,26 @@ class DockerRuntime:
     async def _start_image(self, config: RuntimeConfig) -> Box:
         assert config.image is not None
         image = config.image
-        await in_thread(ensure_image, image)
+        if image not in self._images:  # once per image: an inspect per container adds up
+            await in_thread(ensure_image, image)
+            self._images.add(image)
         name = f"hud-{uuid.uuid4().hex[:12]}"
         token = self._token()
         env = self._env(token)
         _track(name, "container")
         box = Box(name=name, container=name, token=token)
         try:
-            if self.run_args:
-                argv = ["docker", "run", "--detach", "--name", name]
-                for key, value in labels("container").items():
-                    argv += ["--label", f"{key}={value}"]
-                for key, value in env.items():
-                    argv += ["--env", f"{key}={value}"]
-                for opt in self._security():
-                    argv += ["--security-opt", opt]
-                argv += _cli_resources(config)
-                argv += ["--publish", f"127.0.0.1::{self.port}", *self.run_args, image]
-                code, _, err = await run_cli(argv, timeout=300)
-                if code != 0:
-                    raise DockerError(f"docker run {image} failed (exit {code}):\n{_tail(err)}")
-            else:
-                kwargs = _resources_kwargs(config)
-
-                def run() -> None:
-                    docker_client().containers.run(
-                        image,
-                        detach=True,
-                        name=name,
-                        labels=labels("container"),
-                        environment=env,
-                        ports={f"{self.port}/tcp": ("127.0.0.1", None)},
-                        security_opt=self._security() or None,
-                        **kwargs,
-                    )
-
-                try:
-                    await in_thread(run)
-                except DockerError:
-                    raise
-                except Exception as exc:
-                    raise DockerError(
-                        f"starting a container from {image} failed: {_short(exc)}"
-                    ) from None
+            await in_thread(
+                run_container,
+                image,
+                name=name,
+                labels=labels("container"),
+                env=env,
+                publish=self.port,
+                security_opt=self._security(),
+                limits=_resources_kwargs(config, self.defaults),
+                run_args=self.run_args,
+            )
             res = config.resources
             if res is not None and res.storage_mb:
                 await check_storage(name, res.storage_mb)
@@ -961,7 +1095,7 @@ class DockerRuntime:
                     f"{timeout or self.ready_timeout:g}s ({last}); last log lines:\n{logs}"
                 )
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+            delay = min(delay * 1.5, 0.1)
 
     async def _start_compose(self, config: RuntimeConfig) -> Box:
         compose_cfg = config.compose
@@ -1023,11 +1157,13 @@ class DockerRuntime:
             main["environment"] = env
         if self._security():
             main["security_opt"] = self._security()
-        kwargs = _resources_kwargs(config)
+        kwargs = _resources_kwargs(config, self.defaults)
         if "nano_cpus" in kwargs:
             main["cpus"] = kwargs["nano_cpus"] / 1e9
         if "mem_limit" in kwargs:
             main["mem_limit"] = kwargs["mem_limit"]
+        if "pids_limit" in kwargs:
+            main["pids_limit"] = kwargs["pids_limit"]
         return {"services": out, "networks": {"default": {"labels": own}}}
 
     async def _remove(self, box: Box) -> None:
@@ -1040,9 +1176,13 @@ class DockerRuntime:
             _untrack(box.name)
             if box.workdir is not None:
                 shutil.rmtree(box.workdir, ignore_errors=True)
-            key = box.extra.get("pool_key")
-            if key is not None and self._in_use.get(key):
-                self._in_use[key] -= 1
+            self._release(box)
+
+    def _release(self, box: Box) -> None:
+        """``box`` no longer counts as in use by a rollout (once)."""
+        key = box.extra.pop("pool_key", None)
+        if key is not None and self._in_use.get(key):
+            self._in_use[key] -= 1
 
 
 def _slug(text: str) -> str:

@@ -40,6 +40,7 @@ from hud.eval.runtimes.docker import (
     labels,
     remove_container,
     run_cli,
+    run_container,
 )
 from hud.integrations.harbor.taskdir import HarborTask
 
@@ -213,28 +214,19 @@ class Trial:
 
         assert self.image is not None
 
-        def run() -> str:
-            assert self.image is not None
-            container = docker_client().containers.run(
+        try:
+            self.container = await in_thread(
+                run_container,
                 self.image,
-                ["sh", "-c", "sleep infinity"],
-                detach=True,
                 name=self.name,
                 labels=labels("harbor", **{"io.hud.harbor.task": task.name}),
-                environment=task.env or None,
+                env=task.env or None,
+                command=["sh", "-c", "sleep infinity"],
                 working_dir=task.workdir,
-                **kwargs,
+                limits=kwargs,
             )
-            return str(container.id)
-
-        try:
-            self.container = await in_thread(run)
-        except DockerError:
-            raise
-        except Exception as exc:
-            raise DockerError(
-                f"starting task {task.name} from {self.image} failed: {exc}"
-            ) from None
+        except DockerError as exc:
+            raise DockerError(f"task {task.name}: {exc}") from None
         self._network = "public"
 
     async def _start_compose(self, timeout: float | None) -> None:
