@@ -219,10 +219,11 @@ async def test_fork_bomb_stays_inside_its_rollout(root: Path) -> None:
 
 @needs_sandbox
 @pytest.mark.skipif(os.geteuid() != 0, reason="the setuid attack needs a server running as root")
-async def test_setuid_shell_gives_a_host_user_nothing(root: Path) -> None:
+@pytest.mark.parametrize("isolate", [True, False], ids=["per-rollout", "shared-root"])
+async def test_setuid_shell_gives_a_host_user_nothing(root: Path, isolate: bool) -> None:
     """The agent leaves a setuid copy of bash in the workspace; a host user runs it while the
     rollout runs and must not get root (nor read /etc/shadow)."""
-    env, ws = _env(root)
+    env, ws = _env(root, isolate_sessions=isolate)
     seen: dict[str, Any] = {}
 
     async def host_user_runs_it(run: Any) -> None:

@@ -350,6 +350,24 @@ def mount_tmpfs(path: Path, size_mb: int | None, mode: int = 0o755) -> None:
         raise OSError(err, f"cannot mount a tmpfs at {path}: {os.strerror(err)}")
 
 
+MS_REMOUNT = 32
+MS_BIND = 4096
+
+
+def bind_nosuid(path: Path) -> None:
+    """Bind-mount ``path`` onto itself ``nosuid,nodev`` (its files stay as they are)."""
+    target = os.fsencode(path)
+    lib = _lib()
+    if lib.mount(target, target, None, MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot bind-mount {path}: {os.strerror(err)}")
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV
+    if lib.mount(None, target, None, flags, None) != 0:
+        err = ctypes.get_errno()
+        unmount(path)
+        raise OSError(err, f"cannot remount {path} nosuid: {os.strerror(err)}")
+
+
 def unmount(path: Path) -> None:
     """Detach the mount at ``path`` (its files go with the last user)."""
     if _lib().umount2(os.fsencode(path), MNT_DETACH) != 0:

@@ -37,6 +37,7 @@ from hud.environment.workspace.limits import (
     CgroupSupport,
     Limits,
     RolloutCgroup,
+    bind_nosuid,
     coerce_limits,
     detect_cgroups,
     mount_tmpfs,
@@ -160,6 +161,7 @@ class Workspace:
         self._sandboxing: SessionSandbox | None = None
         self._cgroups: CgroupSupport | None = None
         self._mount = False
+        self._root_bound = False
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.prepared_root)!r}, isolation={self.isolation!r})"
@@ -277,6 +279,10 @@ class Workspace:
             shared.cgroup = self._new_cgroup("shared", self.limits)
             await asyncio.to_thread(shared.cgroup.create)
         self.sessions.shared = shared
+        if self._mount and not self.isolate_sessions:
+            # Every command works in the root itself: nothing it leaves there is setuid.
+            await asyncio.to_thread(bind_nosuid, self.prepared_root)
+            self._root_bound = True
         if self.isolate_sessions:
             self._coordinator = RootCoordinator(
                 self.prepared_root, self._state_dir.parent, mount=self._mount
@@ -313,6 +319,9 @@ class Workspace:
         if self._coordinator is not None:
             await asyncio.to_thread(self._coordinator.close)
             self._coordinator = None
+        if self._root_bound:
+            await asyncio.to_thread(unmount, self.prepared_root)
+            self._root_bound = False
         if self._state_dir is not None:
             await asyncio.to_thread(remove_tree, self._state_dir)
             self._state_dir = None
