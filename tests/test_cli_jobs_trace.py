@@ -263,3 +263,18 @@ def test_jobs_cancel_interrupts_a_running_eval(run_hud: HudRunner, tmp_path: Pat
     assert row["status"] == "interrupted"
     again = run_hud("cancel", job_id, "--yes", cwd=tmp_path)  # hidden 0.6.21 alias
     assert again.returncode == 1 and "is not running (it is interrupted)" in again.stderr
+
+
+def test_global_verbosity_flags(run_hud: HudRunner, tmp_path: Path) -> None:
+    """`hud -v`/`-vv` count (-vv adds the traceback to an error), `hud -q` exists."""
+    plain = run_hud("-v", "jobs", "get", "deadbeef", cwd=tmp_path)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert "Error: no job matching 'deadbeef'" in plain.stderr
+    for flags in (["-vv"], ["-v", "-v"], ["--verbose", "--verbose"]):
+        debug = run_hud(*flags, "jobs", "get", "deadbeef", cwd=tmp_path)
+        assert debug.returncode == 1 and "Traceback" in debug.stderr, flags
+        assert "Error: no job matching 'deadbeef'" in debug.stderr
+    quiet = run_hud("-q", "jobs", "list", "--json", cwd=tmp_path)
+    assert (quiet.returncode, quiet.stdout.strip()) == (0, "[]"), quiet.stderr
+    both = run_hud("-q", "-v", "jobs", "list", cwd=tmp_path)
+    assert both.returncode == 1 and "pass -q or -v, not both" in both.stderr

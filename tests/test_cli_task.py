@@ -490,6 +490,11 @@ def test_non_string_prompt_and_json_output_as_the_official_cli(
     prompt = [{"role": "user", "content": "say caf\u00e9 \u2713"}]
     assert (proc.returncode, proc.stdout) == (0, json.dumps(prompt) + "\n"), proc.stderr
     assert "\\u00e9" in proc.stdout and "\n" not in proc.stdout.rstrip("\n")
+    assert "started on a background server" in proc.stderr
+    proc = run_hud("task", "grade", "chat", "--answer", "caf\u00e9", cwd=tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "1.0\n"), proc.stderr
+    proc = run_hud("-q", "task", "start", "chat", "--source", ".", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", "-q: no notices"
     proc = run_hud("task", "grade", "chat", "--answer", "caf\u00e9", "--json", cwd=tmp_path)
     assert (proc.returncode, proc.stdout) == (0, '{\n  "score": 1.0\n}\n'), proc.stderr
 

@@ -32,8 +32,22 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
     ),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        help="More output: -v logs, -vv debug logs and tracebacks.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results and errors."),
 ) -> None:
     """Build, serve and evaluate AI-agent environments."""
+    from hud.cli.errors import CLIError
+    from hud.cli.output import set_verbosity
+
+    if quiet and verbose:
+        raise CLIError("pass -q or -v, not both")
+    set_verbosity(-1 if quiet else verbose)
 
 
 @app.command()
@@ -52,7 +66,14 @@ _register()
 
 
 def _debug(argv: list[str]) -> bool:
-    return "-vv" in argv or "--very-verbose" in argv or bool(os.environ.get("HUD_DEBUG"))
+    from hud.cli.output import verbosity
+
+    return (
+        verbosity() >= 2
+        or "-vv" in argv
+        or "--very-verbose" in argv
+        or bool(os.environ.get("HUD_DEBUG"))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,7 +151,7 @@ def start_command(
     """Start a task and print its prompt; grade it later with `hud task grade`."""
     import json
 
-    from hud.cli.output import err_console
+    from hud.cli.output import notice
     from hud.eval import manual
 
     result = _run(manual.start(task, source=source, url=url, args=args), task=task, url=url)
@@ -165,14 +165,14 @@ def start_command(
         prompt = result.frame.get("prompt")
         typer.echo(prompt if isinstance(prompt, str) else json.dumps(prompt))
     if not result.spawned and url is None:
-        err_console().print(
-            f"[dim]attached to the server already running at {result.url} (not started from "
-            "a source here); pass --source or --url to choose[/]"
+        notice(
+            f"attached to the server already running at {result.url} (not started from "
+            "a source here); pass --source or --url to choose"
         )
     if result.spawned:
-        err_console().print(
-            f"[dim]started on a background server ({result.url}); "
-            f"grade it with: hud task grade {task} --answer ...[/]"
+        notice(
+            f"started on a background server ({result.url}); "
+            f"grade it with: hud task grade {task} --answer ..."
         )
 
 
