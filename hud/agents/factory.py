@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hud.agents.base import Agent, AgentConfig
+from hud.protocol.errors import HudError
 
 #: Agents that need no model.
 OFFLINE_AGENTS = ("oracle", "nop", "replay")
@@ -60,7 +61,7 @@ PROVIDER_CLASSES: dict[str, tuple[str, str]] = {
 }
 
 
-class UnknownAgentError(ValueError):
+class UnknownAgentError(HudError, ValueError):
     """The name is not an agent type, alias or recognised model name."""
 
     def __init__(self, name: str) -> None:
@@ -71,7 +72,7 @@ class UnknownAgentError(ValueError):
         )
 
 
-class ProviderAgentUnavailableError(ValueError):
+class ProviderAgentUnavailableError(HudError, ValueError):
     """A provider agent was asked for; they are not built yet."""
 
     def __init__(self, spec: AgentSpec) -> None:

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Agent
 from hud.eval.trace import AgentStep
+from hud.protocol.errors import HudError
 
 if TYPE_CHECKING:
     from hud.environment.template import Template
     from hud.eval.run import Run
 
 
-class NoSolutionError(LookupError):
+class NoSolutionError(HudError, LookupError):
     """The task's template declares no reference solution."""
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Agent, AgentConfig
 from hud.eval.trace import AgentStep, MCPToolCall, MCPToolResult, Step, ToolStep
+from hud.protocol.errors import HudError
 
 if TYPE_CHECKING:
     from hud.eval.run import Run
@@ -23,7 +24,7 @@ SHELL_TOOLS = {"bash", "shell", "run_shell_command", "execute_command", "termina
 _STOP_REASONS = {"done", "max_steps", "length", "timeout", "malformed_tool_call"}
 
 
-class ReplayError(LookupError, ValueError):
+class ReplayError(HudError, LookupError, ValueError):
     """The recording cannot be found, read, or does not fit the task."""
 
 

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from hud.protocol.errors import HudError
+
 __all__ = [
     "ModelCallError",
     "RetryPolicy",
@@ -77,7 +79,7 @@ class RetryPolicy:
         return wait
 
 
-class ModelCallError(Exception):
+class ModelCallError(HudError):
     """A model call failed for good; ``attempts`` lists the retried failures before it."""
 
     def __init__(

@@ -38,6 +38,7 @@ from hud.eval.trace import (
     system_step,
     text_messages,
 )
+from hud.protocol.errors import HudError
 
 if TYPE_CHECKING:
     from hud.eval.run import Run
@@ -67,7 +68,7 @@ ROW_PROTECTED = frozenset(
 )
 
 
-class MissingKeyError(ValueError):
+class MissingKeyError(HudError, ValueError):
     """No credentials for the selected provider: one line naming the variable to set."""
 
     def __init__(self, variable: str) -> None:

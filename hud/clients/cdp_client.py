@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from hud.capabilities import Capability
+from hud.protocol.errors import HudError
 
 __all__ = ["CDPClient", "CDPError", "KeyInfo", "key_info"]
 
@@ -208,7 +209,7 @@ _CDP_BUTTON_BITS = {"left": 1, "right": 2, "middle": 4, "back": 8, "forward": 16
 _RFB_WHEEL = {8: (0, -1), 16: (0, 1), 32: (-1, 0), 64: (1, 0)}
 
 
-class CDPError(RuntimeError):
+class CDPError(HudError, RuntimeError):
     """A CDP command answered with an error (``code``, ``message``) or the socket closed."""
 
     def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hud.capabilities import Capability
+from hud.protocol.errors import HudError
 
 __all__ = ["MCPClient", "MCPError"]
 
@@ -26,7 +27,7 @@ DEFAULT_TIMEOUT = 30.0
 MAX_TOOL_PAGES = 100
 
 
-class MCPError(RuntimeError):
+class MCPError(HudError, RuntimeError):
     """The MCP session failed (transport closed, protocol error)."""
 
 

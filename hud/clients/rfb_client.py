@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hud.capabilities import Capability
+from hud.protocol.errors import HudError
 
 __all__ = ["KEYSYMS", "RFBAuthError", "RFBClient", "RFBError", "keysym"]
 
@@ -100,7 +101,7 @@ KEYSYMS: dict[str, int] = {
 }
 
 
-class RFBError(RuntimeError):
+class RFBError(HudError, RuntimeError):
     """The VNC server refused us or broke the protocol."""
 
 

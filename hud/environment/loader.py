@@ -13,13 +13,14 @@ from typing import Any
 
 from hud.environment.environment import Environment
 from hud.environment.template import Template
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.environment")
 
 SKIPPED_FILES = {"conftest.py", "setup.py", "__init__.py", "__main__.py"}
 
 
-class LoadError(ValueError):
+class LoadError(HudError, ValueError):
     """An environment or task source could not be loaded (message is user-facing)."""
 
 

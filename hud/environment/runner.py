@@ -10,6 +10,7 @@ from pydantic_core import to_jsonable_python
 
 from hud.environment.answer import parse_answer
 from hud.environment.environment import current_session_id
+from hud.protocol.errors import HudError
 
 if TYPE_CHECKING:
     from hud.environment.environment import Environment
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hud.environment")
 
 
-class TaskError(Exception):
+class TaskError(HudError):
     """A template failed; the message is sent to the client as a ``-32000`` error."""
 
 

@@ -11,10 +11,12 @@ import time
 from collections import deque
 from pathlib import Path
 
+from hud.protocol.errors import HudError
+
 PORT_PREFIX = "HUD_SERVE_PORT="
 
 
-class SpawnError(RuntimeError):
+class SpawnError(HudError, RuntimeError):
     """The server process exited or stayed silent before printing its port."""
 
 

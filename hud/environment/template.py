@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
+from hud.protocol.errors import HudError
 from hud.types.task import Task
 
 if TYPE_CHECKING:
@@ -169,7 +170,7 @@ class Template:
         return self.func(*bound.args, **bound.kwargs)
 
 
-class BadArgs(TypeError):
+class BadArgs(HudError, TypeError):
     """Arguments that do not fit a template's signature."""
 
     def __init__(self, task_id: str, names: list[str], detail: str) -> None:

@@ -22,13 +22,14 @@ from hud.environment.spawn import port_is_listening, spawn_detached
 from hud.eval.sources import load_source
 from hud.eval.task import Task
 from hud.protocol import HudProtocolError
+from hud.protocol.errors import HudError
 
 DEFAULT_URL = "tcp://127.0.0.1:8765"
 SPAWN_IDLE_EXIT = 3600.0
 GRADE_BY_ID = "tasks.grade.id"
 
 
-class ManualError(Exception):
+class ManualError(HudError):
     """A user-facing failure of `hud task` (one line; optional hint)."""
 
     def __init__(self, message: str, hint: str | None = None) -> None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hud.protocol.errors import HudError
+
 __all__ = [
     "EVAL_KEYS",
     "PROJECT_CONFIG_NAME",
@@ -61,7 +63,7 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TYPE_NAMES = {str: "a string", list: "a list", bool: "true or false", int: "an integer"}
 
 
-class ProjectConfigError(ValueError):
+class ProjectConfigError(HudError, ValueError):
     """The project config file cannot be used; the message names the file and the fix."""
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from hud.environment.loader import LoadError, import_modules
 from hud.eval.runtime_config import RuntimeConfig
 from hud.eval.task import Task
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.eval")
 
@@ -33,7 +34,7 @@ _JSON_KINDS = {
 _SHOWN = 8  # how many slugs an error message lists
 
 
-class TaskNotFoundError(KeyError, ValueError):
+class TaskNotFoundError(HudError, KeyError, ValueError):
     """No task matches a slug, id or index (a `KeyError` and a `ValueError`)."""
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hud.eval.trace import MCPToolResult
+from hud.protocol.errors import HudError
 
 __all__ = [
     "AgentTool",
@@ -19,7 +20,7 @@ __all__ = [
 ]
 
 
-class ToolError(Exception):
+class ToolError(HudError):
     """A failure the model caused or can fix (bad path, missing text): reported back to it."""
 
 

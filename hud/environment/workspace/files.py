@@ -18,13 +18,15 @@ import platform
 import stat
 from pathlib import Path, PurePosixPath
 
+from hud.protocol.errors import HudError
+
 #: openat2(2) syscall numbers (the same on every 64-bit Linux architecture we run on).
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "arm64": 437}
 RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_BENEATH = 0x08
 
 
-class WorkspacePathError(PermissionError):
+class WorkspacePathError(HudError, PermissionError):
     """A path that leaves the workspace root (through ``..``, an absolute path or a link)."""
 
 

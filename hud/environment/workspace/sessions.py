@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hud.environment.workspace.limits import mount_tmpfs, unmount
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.workspace")
 
@@ -54,7 +55,7 @@ def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
 
 
-class WorkspaceBroken(RuntimeError):
+class WorkspaceBroken(HudError, RuntimeError):
     """The prepared root could not be restored after a rollout: no new rollout gets it."""
 
 

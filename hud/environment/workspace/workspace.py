@@ -55,6 +55,7 @@ from hud.environment.workspace.sandbox import (
 from hud.environment.workspace.sessions import RootCoordinator, WorkspaceBroken, remove_tree
 from hud.environment.workspace.sftp import find_sftp_server
 from hud.environment.workspace.sshserver import create_server
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.workspace")
 
@@ -69,7 +70,7 @@ class Peer:
     target: tuple[str, int] | None = None
 
 
-class WorkspaceLimitError(RuntimeError):
+class WorkspaceLimitError(HudError, RuntimeError):
     """A rollout broke its workspace's resource limits (its grade is an error)."""
 
 

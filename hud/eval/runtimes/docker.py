@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 from hud.eval.runtime import Runtime
 from hud.eval.runtime_config import RuntimeConfig
 from hud.eval.task import Task
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.eval")
 
@@ -69,7 +70,7 @@ LOG_TAIL = 40
 T = TypeVar("T")
 
 
-class DockerError(RuntimeError):
+class DockerError(HudError, RuntimeError):
     """A Docker operation failed; the message says what and why, readably."""
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hud.protocol.errors import HudError
+
 #: Failure codes (stable; ``harbor.invalid.*`` = broken task, ``harbor.unsupported.*`` = valid
 #: Harbor we do not run).
 CODES = {
@@ -37,7 +39,7 @@ COMPOSE_NAMES = ("docker-compose.yaml", "docker-compose.yml", "compose.yaml", "c
 NETWORK_MODES = ("public", "no-network", "allowlist")
 
 
-class TaskDirError(ValueError):
+class TaskDirError(HudError, ValueError):
     """A task directory that cannot run; ``code`` is one of `CODES`."""
 
     def __init__(self, code: str, reason: str) -> None:

@@ -43,6 +43,7 @@ from hud.eval.runtimes.docker import (
     run_container,
 )
 from hud.integrations.harbor.taskdir import HarborTask
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.harbor")
 
@@ -58,7 +59,7 @@ class ExecResult:
     timed_out: bool = False
 
 
-class RewardError(ValueError):
+class RewardError(HudError, ValueError):
     """The verifier left no usable reward."""
 
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import httpx
 
+from hud.protocol.errors import HudError
+
 RETRY_STATUSES = {429, 502, 503, 504}
 
 
-class PlatformAPIError(Exception):
+class PlatformAPIError(HudError):
     """A non-2xx reply (``status``; 0 when the platform could not be reached)."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 
+from hud.protocol.errors import HudError
 
-class LoginError(Exception):
+
+class LoginError(HudError):
     """The flow ended without a key; ``code`` is the RFC 8628 error (or ``unreachable``)."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from hud.protocol.errors import HudError
 
-class PlatformError(Exception):
+
+class PlatformError(HudError):
     """Root of every error a platform service raises on purpose."""
 
     def __init__(self, message: str) -> None:
