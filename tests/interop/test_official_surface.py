@@ -1,0 +1,63 @@
+"""Names user scripts import from the official package resolve on ours too."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+
+from .helpers import PEER_PY, peer_environ, requires_peer
+
+#: What scripts import from ``hud.agents.types`` in 0.6.21 (its own types and re-exports).
+AGENT_TYPES = [
+    "AgentConfig", "AgentStep", "Citation", "ClaudeAdaptiveThinkingConfig", "ClaudeCLIConfig",
+    "ClaudeConfig", "ClaudeDisabledThinkingConfig", "ClaudeEffort", "ClaudeEnabledThinkingConfig",
+    "ClaudeThinkingConfig", "CodexCLIConfig", "CodexReasoningEffort", "ContentBlock",
+    "ContentResult", "GeminiConfig", "HostedTool", "ImageContent", "InferenceStep",
+    "MCPToolCall", "MCPToolResult", "ObservationStep", "OpenAIChatConfig", "OpenAIConfig",
+    "PngScreenshotEncoding", "ROBOT_STEP_SCHEMA", "RobotStepSource", "Sample",
+    "ScreenshotEncoding", "StateFeature", "Step", "StepSource", "StopCondition", "SubagentStep",
+    "TextContent", "ToolAgentConfig", "ToolStep", "Trace", "Usage", "VideoSegmentStep",
+    "WebPScreenshotEncoding", "json_safe_value",
+]  # fmt: skip
+
+
+def test_agent_types_import_with_the_official_names() -> None:
+    ours = importlib.import_module("hud.agents.types")
+    missing = [name for name in AGENT_TYPES if not hasattr(ours, name)]
+    assert not missing, f"hud.agents.types lacks {missing}"
+    assert set(AGENT_TYPES) <= set(ours.__all__)
+    assert ours.ROBOT_STEP_SCHEMA == "hud.robot.step.v1"
+    assert ours.json_safe_value({"s": {1}, "b": b"x"}) == {"s": [1], "b": "x"}
+
+
+@requires_peer[0]
+@requires_peer[1]
+def test_the_list_is_what_the_official_module_exports() -> None:
+    """Each listed name exists in the official module (the list is not invented), and so do
+    the field names of the data shapes kept only for compatibility."""
+    script = "\n".join(
+        [
+            "import json, sys, hud.agents.types as t",
+            "names = json.loads(sys.argv[1])",
+            "fields = {n: sorted(getattr(t, n).model_fields) for n in names"
+            " if hasattr(getattr(t, n, None), 'model_fields')}",
+            "missing = [n for n in names if not hasattr(t, n)]",
+            "print(json.dumps({'missing': missing, 'fields': fields}))",
+        ]
+    )
+    proc = subprocess.run(
+        [str(PEER_PY), "-c", script, json.dumps(AGENT_TYPES)],
+        env=peer_environ(),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    theirs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert theirs["missing"] == []
+    ours = importlib.import_module("hud.agents.types")
+    for name in ("Citation", "ContentResult", "Sample", "StateFeature", "InferenceStep",
+                 "ObservationStep", "VideoSegmentStep", "CodexCLIConfig"):  # fmt: skip
+        assert set(theirs["fields"][name]) <= set(getattr(ours, name).model_fields), name
