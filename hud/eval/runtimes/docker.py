@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 from hud.eval.runtime import Runtime
 from hud.eval.runtime_config import RuntimeConfig
+from hud.eval.runtimes.pool import WarmPool
 from hud.eval.task import Task
 from hud.protocol.errors import HudError
 
@@ -816,9 +817,8 @@ class DockerRuntime:
         self._removing: set[asyncio.Future[None]] = set()
         self._images: set[str] = set()  # images known to exist locally
         self._scoped = 0
-        self._pools: dict[str, deque[asyncio.Task[Box]]] = {}
-        self._in_use: dict[str, int] = {}
-        self._peak: dict[str, int] = {}
+        limit = prefork if prefork is not None else MAX_PREFORK
+        self._pool: WarmPool[Box] = WarmPool(limit, discard=self._remove)
         self._boxes: set[str] = set()
         self._build: Callable[[], Any] | None = None
         self._build_lock: asyncio.Lock | None = None
@@ -899,13 +899,7 @@ class DockerRuntime:
 
     async def aclose(self) -> None:
         """Remove containers started ahead of need, and wait for those being removed."""
-        pools, self._pools = self._pools, {}
-        futures = [f for pool in pools.values() for f in pool]
-        for future in futures:
-            future.cancel()
-        for result in await asyncio.gather(*futures, return_exceptions=True):
-            if isinstance(result, Box):
-                await self._remove(result)
+        await self._pool.aclose()
         while self._removing:
             await asyncio.gather(*list(self._removing), return_exceptions=True)
 
@@ -959,30 +953,13 @@ class DockerRuntime:
         if config.compose is not None or self.run_args or not self._scoped or self.prefork == 0:
             return await self._start(config)
         key = config.model_dump_json()
-        pool = self._pools.setdefault(key, deque())
-        in_use = self._in_use.get(key, 0) + 1
-        self._in_use[key] = in_use
-        self._peak[key] = max(self._peak.get(key, 0), in_use)
-        future = pool.popleft() if pool else asyncio.ensure_future(self._start(config))
-        limit = self.prefork if self.prefork is not None else MAX_PREFORK
-        target = min(limit, self._peak[key])
-        while len(pool) < target:
-            pool.append(asyncio.ensure_future(self._start(config)))
-        try:
-            box = await future
-        except BaseException:
-            self._in_use[key] -= 1
-            if not future.done():
-                future.cancel()
-                with contextlib.suppress(BaseException):
-                    stale = await future
-                    await self._remove(stale)
-            raise
+        box = await self._pool.take(key, lambda: self._start(config))
         box.extra["pool_key"] = key
         state = await container_state(box.container)
         if not state.get("Running"):
-            self._in_use[key] -= 1
-            raise await died(box.container, "stopped while waiting to be used")
+            error = await died(box.container, "stopped while waiting to be used")
+            await shielded(self._remove(box))
+            raise error
         return box
 
     # -- start / stop --------------------------------------------------------------------
@@ -1182,8 +1159,8 @@ class DockerRuntime:
     def _release(self, box: Box) -> None:
         """``box`` no longer counts as in use by a rollout (once)."""
         key = box.extra.pop("pool_key", None)
-        if key is not None and self._in_use.get(key):
-            self._in_use[key] -= 1
+        if key is not None:
+            self._pool.release(key)
 
 
 def _slug(text: str) -> str:

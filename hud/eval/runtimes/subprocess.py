@@ -21,6 +21,7 @@ from typing import Any
 
 from hud.environment.spawn import PORT_PREFIX, server_command
 from hud.eval.runtime import Runtime
+from hud.eval.runtimes.pool import WarmPool
 from hud.eval.task import Task
 
 log = logging.getLogger("hud.eval")
@@ -56,9 +57,7 @@ class SubprocessRuntime:
         self._warned_resources = False
         self._load_error: str | None = None
         # Children forked ahead of need, per env name, so a rollout never waits for a start.
-        self._ready: dict[str, deque[asyncio.Future[tuple[int, int]]]] = {}
-        self._in_use = 0
-        self._peak = 0
+        self._pool: WarmPool[tuple[int, int]] = WarmPool(MAX_PREFORK, discard=_stop_child)
 
     def __repr__(self) -> str:
         return f"SubprocessRuntime({str(self.path)!r})"
@@ -87,15 +86,12 @@ class SubprocessRuntime:
         if self._want_fork:
             await self._ensure_zygote()
         if self._fork_ok:
-            pid, port = await self._take(env_name)
-            self._in_use += 1
-            self._peak = max(self._peak, self._in_use)
+            pid, port = await self._pool.take(env_name, lambda: self._fork(env_name))
             try:
                 yield Runtime(f"tcp://127.0.0.1:{port}")
             finally:
-                self._in_use -= 1
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGTERM)
+                self._pool.release(env_name)
+                await _stop_child((pid, port))
         else:
             async with self._spawn(env_name) as runtime:
                 yield runtime
@@ -175,15 +171,6 @@ class SubprocessRuntime:
                 future.set_exception(RuntimeError(message))
         self._pending.clear()
 
-    async def _take(self, env_name: str) -> tuple[int, int]:
-        """A fresh child: one forked ahead of time if ready, else a new one; then refill."""
-        pool = self._ready.setdefault(env_name, deque())
-        future = pool.popleft() if pool else asyncio.ensure_future(self._fork(env_name))
-        target = min(MAX_PREFORK, max(1, self._peak))
-        while len(pool) < target:
-            pool.append(asyncio.ensure_future(self._fork(env_name)))
-        return await future
-
     async def _fork(self, env_name: str) -> tuple[int, int]:
         assert self._zygote is not None and self._zygote.stdin is not None
         self._next += 1
@@ -237,12 +224,7 @@ class SubprocessRuntime:
     # -- lifetime --------------------------------------------------------------------
     async def aclose(self) -> None:
         """Stop the warm process (its children, ready ones included, are told to exit)."""
-        pools, self._ready = self._ready, {}
-        for pool in pools.values():
-            for future in pool:
-                if future.done() and not future.cancelled():
-                    future.exception()  # retrieved: a failed spare start is not an error here
-                future.cancel()
+        await self._pool.aclose()
         proc, self._zygote = self._zygote, None
         if proc is not None and proc.returncode is None:
             if proc.stdin is not None:
@@ -279,6 +261,12 @@ def _exited(path: Path, code: int | None, stderr: deque[str], lines: int = 20) -
     if tail:
         return message + "; last lines of its stderr:\n" + "\n".join(tail)
     return message + " (it wrote nothing to stderr)"
+
+
+async def _stop_child(child: tuple[int, int]) -> None:
+    """Tell a forked env process (pid, port) to exit."""
+    with contextlib.suppress(OSError):
+        os.kill(child[0], signal.SIGTERM)
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:
