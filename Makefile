@@ -30,6 +30,7 @@ test-deps:
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: $(BIN)/.installed
 	$(BIN)/ruff format .

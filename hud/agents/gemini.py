@@ -31,6 +31,7 @@ from hud.agents.tools.gemini_computer import (
     computer_use_spec,
     gemini_computer_tools,
 )
+from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import MCPToolResult, Usage
 
@@ -83,7 +84,7 @@ class GeminiAgent(ToolAgent):
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return gemini_tools(ops)
 
-    async def screen_tools(self, cap: Any, client: Any) -> list[AgentTool]:
+    async def screen_tools(self, cap: Any, client: Screen) -> list[AgentTool]:
         return gemini_computer_tools(
             client,
             family=cap.family,
@@ -192,7 +193,9 @@ class GeminiConversation(Conversation):
         if cfg.thinking_level or cfg.include_thoughts:
             thinking = types.ThinkingConfig(
                 include_thoughts=cfg.include_thoughts or None,
-                thinking_level=cfg.thinking_level.upper() if cfg.thinking_level else None,
+                thinking_level=(
+                    types.ThinkingLevel(cfg.thinking_level.upper()) if cfg.thinking_level else None
+                ),
             )
         return types.GenerateContentConfig(
             system_instruction=cfg.system_prompt or None,

@@ -26,6 +26,7 @@ from hud.agents.retry import ModelCallError, RetryPolicy, call_with_retries
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, ToolTimeoutError, text_result
 from hud.agents.tools.computer import add_screen_tools, pick_screen, screens_to_open
 from hud.agents.tools.mcp import mcp_tools, sanitize_tool_name
+from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
 from hud.eval.trace import (
     AgentStep,
@@ -308,7 +309,7 @@ class ToolAgent(Agent):
         raise NotImplementedError
 
     # -- capabilities and tools ----------------------------------------------------------
-    async def screen_tools(self, cap: Any, client: Any) -> list[AgentTool]:
+    async def screen_tools(self, cap: Any, client: Screen) -> list[AgentTool]:
         """The computer-use tools on one screen (an ``rfb`` or ``cdp`` capability in
         `families`); none by default."""
         return []

@@ -82,7 +82,8 @@ def _parse_message(text: str | bytes) -> Any:
             return adapter.validate_json(text, by_name=False)
         except TypeError:  # pydantic without ``by_name``
             return adapter.validate_json(text)
-    return types.JSONRPCMessage.model_validate_json(text)
+    # older mcp releases: JSONRPCMessage is a RootModel (a plain union where the adapter exists)
+    return types.JSONRPCMessage.model_validate_json(text)  # type: ignore[attr-defined,unused-ignore]
 
 
 @contextlib.asynccontextmanager
@@ -94,8 +95,11 @@ async def websocket_streams(
     from mcp.shared.message import SessionMessage
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
+    from websockets.typing import Subprotocol
 
-    ws = await connect(url, subprotocols=["mcp"], additional_headers=headers, max_size=None)
+    ws = await connect(
+        url, subprotocols=[Subprotocol("mcp")], additional_headers=headers, max_size=None
+    )
     read_send, read_recv = anyio.create_memory_object_stream[Any](0)
     write_send, write_recv = anyio.create_memory_object_stream[Any](0)
 
@@ -136,7 +140,9 @@ async def _streamable_http(url: str, headers: dict[str, str]) -> AsyncIterator[t
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
     except ImportError:  # mcp < 1.24: the older spelling takes headers directly
-        from mcp.client.streamable_http import streamablehttp_client
+        from mcp.client.streamable_http import (  # type: ignore[attr-defined,unused-ignore]
+            streamablehttp_client,
+        )
 
         async with streamablehttp_client(url, headers=headers) as streams:
             yield streams[0], streams[1]

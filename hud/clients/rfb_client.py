@@ -140,7 +140,7 @@ def vnc_auth_response(password: str, challenge: bytes) -> bytes:
     try:
         from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
     except ImportError:  # cryptography < 43
-        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES  # type: ignore
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
     from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
     key = password.encode("latin-1", "replace")[:8].ljust(8, b"\0")
@@ -395,10 +395,12 @@ class RFBClient:
                 async with self._updated:
                     target = self._updates + 1
                 await self._send(struct.pack(">BBHHHH", 3, 0, 0, 0, self.width, self.height))
+
+                def arrived(t: int = target) -> bool:
+                    return self._updates >= t or self._error is not None
+
                 async with asyncio.timeout(timeout or self.timeout), self._updated:
-                    await self._updated.wait_for(
-                        lambda t=target: self._updates >= t or self._error is not None
-                    )
+                    await self._updated.wait_for(arrived)
                 self._check()
                 if self.size == size:  # else the screen was resized: ask again
                     return

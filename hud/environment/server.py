@@ -17,7 +17,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -1109,7 +1109,7 @@ LIMIT_FLAGS: dict[str, tuple[str, int, str]] = {
 }
 
 
-def limits_from_flags(values: dict[str, float | None]) -> ServerLimits:
+def limits_from_flags(values: Mapping[str, float | None]) -> ServerLimits:
     """`ServerLimits` from ``{flag: value}`` (`LIMIT_FLAGS` units; None = default)."""
     fields: dict[str, Any] = {}
     for flag, value in values.items():

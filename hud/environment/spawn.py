@@ -61,7 +61,7 @@ def spawn_detached(
         start_new_session=True,
     )
     os.close(write_fd)
-    if log is not subprocess.DEVNULL:
+    if not isinstance(log, int):  # not subprocess.DEVNULL
         log.close()
     tail: deque[str] = deque(maxlen=50)
     deadline = time.monotonic() + ready_timeout

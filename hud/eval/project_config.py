@@ -120,7 +120,9 @@ def load_project_config(
     Raises `ProjectConfigError` for unreadable TOML or values of the wrong type.
     """
     if lookup is None:
-        from hud.settings import get_setting as lookup
+        from hud.settings import get_setting
+
+        lookup = get_setting
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -170,7 +172,7 @@ def _check_eval(table: dict[str, Any], where: str, warnings: list[str]) -> dict[
             raise ProjectConfigError(
                 f"{where}: [eval] {key} must be {wanted}, got {value!r}; fix or remove the line"
             )
-        if key in _POSITIVE and value <= 0:
+        if key in _POSITIVE and isinstance(value, (int, float)) and value <= 0:
             raise ProjectConfigError(f"{where}: [eval] {key} must be > 0, got {value!r}")
         out[key] = value
     if "group" in out:

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from hud.clients import connect
+from hud.eval.agent import AgentProtocol
 from hud.eval.filetracking import diff_workspace
 from hud.eval.run import Grade, Run
+from hud.eval.runtime import Provider
 from hud.eval.task import Task
 from hud.eval.trace import Trace, system_step
 from hud.telemetry import attach as attach_spans
 
-Placement = Callable[[Task], Any]
+#: Where each rollout runs (kept as an alias of the provider contract).
+Placement = Provider
 
 
-def agent_timeout(agent: Any, task: Task) -> float | None:
+def agent_timeout(agent: AgentProtocol, task: Task) -> float | None:
     """The agent's ``timeout_seconds``, overridden by the row's ``agent_config``."""
     value = getattr(getattr(agent, "config", None), "timeout_seconds", None)
     row = (task.agent_config or {}).get("timeout_seconds")
@@ -26,7 +28,7 @@ def agent_timeout(agent: Any, task: Task) -> float | None:
     return float(value) if value else None
 
 
-def validate_timeouts(task: Task, agent: Any, rollout_timeout: float | None) -> None:
+def validate_timeouts(task: Task, agent: AgentProtocol, rollout_timeout: float | None) -> None:
     """Reject contradictory timeouts before anything runs."""
     agent_t = agent_timeout(agent, task)
     if rollout_timeout is not None and rollout_timeout <= 0:
@@ -66,7 +68,7 @@ class _State:
 
 async def rollout(
     task: Task,
-    agent: Any,
+    agent: AgentProtocol,
     *,
     runtime: Placement,
     job_id: str | None = None,
@@ -120,7 +122,9 @@ def _stamp(state: _State, job_id: str | None, group_id: str | None, task: Task) 
     return run
 
 
-async def _drive(task: Task, agent: Any, runtime: Placement, trace: Trace, state: _State) -> None:
+async def _drive(
+    task: Task, agent: AgentProtocol, runtime: Placement, trace: Trace, state: _State
+) -> None:
     async with runtime(task) as rt:
         state.phase = "starting task"
         async with connect(rt) as client:
@@ -151,7 +155,7 @@ async def _drive(task: Task, agent: Any, runtime: Placement, trace: Trace, state
             state.phase = "cleanup"
 
 
-async def _agent_loop(agent: Any, run: Run, timeout: float | None) -> None:
+async def _agent_loop(agent: AgentProtocol, run: Run, timeout: float | None) -> None:
     trace = run.trace
     try:
         async with asyncio.timeout(timeout):

@@ -1,14 +1,25 @@
-"""`Runtime`: the address of a running environment server (and the provider contract)."""
+"""`Runtime`: the address of a running environment server, and `Provider`, the contract of
+whatever places a rollout (`LocalRuntime`, `SubprocessRuntime`, `DockerRuntime`, `Shared`, a
+`Runtime` itself, `HarborRuntime`)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-#: A provider maps a task row to an async context manager yielding a `Runtime`.
-Provider = Callable[[Any], AbstractAsyncContextManager["Runtime"]]
+if TYPE_CHECKING:
+    from hud.types.task import Task
+
+__all__ = ["Provider", "Runtime", "RuntimeSession"]
+
+
+class Provider(Protocol):
+    """Maps a task row to an async context manager yielding the `Runtime` the rollout uses
+    (entered once per rollout; leaving it tears the substrate down)."""
+
+    def __call__(self, task: Task, /) -> AbstractAsyncContextManager[Runtime]: ...
 
 
 class RuntimeSession:
@@ -29,6 +40,9 @@ class Runtime:
     """An already-running server at ``url``; also a provider that yields itself."""
 
     __slots__ = ("_config", "_params", "_url")
+    _url: str
+    _params: dict[str, Any]
+    _config: Any
 
     def __init__(self, url: str, params: dict[str, Any] | None = None, config: Any = None) -> None:
         if not isinstance(url, str) or not url:

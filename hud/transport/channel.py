@@ -128,11 +128,11 @@ class _Lines:
     def feed(self, data: bytes | memoryview) -> None:
         partial = self._partial
         if not partial and data[-1:] == b"\n":
-            end = bytes(data)
-            if end.find(b"\n") == len(end) - 1 and len(end) <= self.limit + 1:
-                self.lines.append(end)  # the usual case: exactly one whole frame
+            whole = bytes(data)
+            if whole.find(b"\n") == len(whole) - 1 and len(whole) <= self.limit + 1:
+                self.lines.append(whole)  # the usual case: exactly one whole frame
                 return
-            data = end
+            data = whole
         partial += data
         while True:
             end = partial.find(b"\n", self._scan)

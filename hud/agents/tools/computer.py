@@ -1,10 +1,10 @@
 """Claude's ``computer`` tool on a screen client: ``rfb`` (`RFBClient`) or ``cdp`` (`CDPClient`).
 
-The client must offer ``size``, ``screenshot(format=...)``, ``click(x, y, button, count=)``,
-``pointer(x, y, buttons)``, ``scroll(x, y, clicks)``, ``press(combo)``, ``key(name, down)`` and
-``type_text(text)``; ``position`` and ``buttons`` (the pointer's state) where it tracks them.
-Every action answers with a fresh screenshot. The helpers here (key names, picking the screen)
-are shared with OpenAI's computer tool (`hud.agents.tools.openai_computer`).
+The client is a `hud.agents.tools.screen.Screen` (``size``, ``screenshot(format=...)``,
+``click(x, y, button, count=)``, ``pointer(x, y, buttons)``, ``scroll(x, y, clicks)``,
+``press(combo)``, ``key(name, down)``, ``type_text(text)``, and the pointer's ``position`` and
+``buttons``). Every action answers with a fresh screenshot. The helpers here (key names, picking
+the screen) are shared with OpenAI's computer tool (`hud.agents.tools.openai_computer`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result, text_result
 from hud.agents.tools.mcp import sanitize_tool_name
+from hud.agents.tools.screen import Screen
 from hud.eval.trace import MCPToolResult
 
 __all__ = [
@@ -113,7 +114,7 @@ def x11_combo(keys: str | Iterable[str]) -> str:
     return "+".join(x11_key(p) for p in parts)
 
 
-def pick_screen(opened: list[tuple[Any, Any]]) -> tuple[Any, Any] | None:
+def pick_screen(opened: list[tuple[Any, Any]]) -> tuple[Any, Screen] | None:
     """The ``(capability, client)`` a computer tool drives: ``rfb`` first, else ``cdp``."""
     for family in SCREEN_FAMILIES:
         for cap, client in opened:
@@ -153,7 +154,7 @@ def wheel_clicks(pixels: int) -> int:
     return clicks if pixels > 0 else -clicks
 
 
-def screen_size(client: Any, default: tuple[int, int] = (1024, 768)) -> tuple[int, int]:
+def screen_size(client: Screen, default: tuple[int, int] = (1024, 768)) -> tuple[int, int]:
     """The client's ``size`` (``default`` when unknown)."""
     width, height = getattr(client, "size", None) or (0, 0)
     if not width or not height:
@@ -170,14 +171,14 @@ def _xy(value: Any, name: str = "coordinate") -> tuple[int, int]:
         raise ToolError(f"{name!r} must hold two integers") from None
 
 
-def _cursor(client: Any) -> tuple[int, int]:
+def _cursor(client: Screen) -> tuple[int, int]:
     position = getattr(client, "position", None)
     if position is None:
         raise ToolError("'coordinate' is required: the cursor position is not tracked here")
     return int(position[0]), int(position[1])
 
 
-async def _press(client: Any, text: str) -> None:
+async def _press(client: Screen, text: str) -> None:
     """xdotool-style keys: space-separated combos pressed one after another."""
     combos = re.sub(r"\s*\+\s*(?=\S)", "+", text.strip()).split() or ([text] if text else [])
     if not combos:
@@ -190,7 +191,7 @@ async def _press(client: Any, text: str) -> None:
 
 
 async def computer_tool(
-    client: Any,
+    client: Screen,
     *,
     encoding: str = "PNG",
     native_type: str = "computer_20250124",

@@ -23,6 +23,7 @@ from typing import Any
 
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result
 from hud.agents.tools.computer import wheel_clicks, x11_key
+from hud.agents.tools.screen import Screen
 from hud.eval.trace import MCPToolResult
 
 __all__ = [
@@ -86,7 +87,7 @@ class GeminiScreen:
 
     def __init__(
         self,
-        client: Any,
+        client: Screen,
         *,
         family: str = "rfb",
         encoding: str = "PNG",
@@ -332,7 +333,7 @@ PREDEFINED: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def gemini_computer_tools(
-    client: Any,
+    client: Screen,
     *,
     family: str = "rfb",
     encoding: str = "PNG",

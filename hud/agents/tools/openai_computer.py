@@ -15,6 +15,7 @@ from typing import Any
 
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result
 from hud.agents.tools.computer import screen_size, wheel_clicks, x11_combo, x11_key
+from hud.agents.tools.screen import Screen
 from hud.eval.trace import MCPToolResult
 
 __all__ = ["BLANK_PNG", "NATIVE_TYPE", "openai_computer_tool"]
@@ -53,7 +54,7 @@ def _point(value: Any) -> tuple[int, int]:
 class OpenAIScreen:
     """Runs Responses computer actions on one screen client."""
 
-    def __init__(self, client: Any, *, family: str = "rfb") -> None:
+    def __init__(self, client: Screen, *, family: str = "rfb") -> None:
         self.client = client
         self.family = family
 
@@ -136,7 +137,7 @@ class OpenAIScreen:
 
 
 def openai_computer_tool(
-    client: Any, *, family: str = "rfb", encoding: str = "PNG", capability: str | None = None
+    client: Screen, *, family: str = "rfb", encoding: str = "PNG", capability: str | None = None
 ) -> AgentTool:
     """The ``computer_use_preview`` tool on ``client`` (``family`` ``rfb`` or ``cdp``); its
     arguments are one action object (``{"type": "click", "x": ..., "y": ...}``) or

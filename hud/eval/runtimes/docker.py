@@ -369,7 +369,7 @@ def build_image(
             for line in ignore.read_text().splitlines()
             if line.strip() and not line.startswith("#")
         ]
-    fileobj = build_utils.tar(str(context), exclude=exclude, dockerfile=(dockerfile, None))
+    fileobj = build_utils.tar(context, exclude=exclude, dockerfile=(dockerfile, None))
     if extra_files:
         fileobj.seek(0)
         with tarfile.open(fileobj=fileobj, mode="a") as tar:

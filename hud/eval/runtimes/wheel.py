@@ -36,7 +36,7 @@ def _requirements() -> tuple[list[str], str]:
     except metadata.PackageNotFoundError:
         return [], ""
     reqs = [r for r in (dist.requires or []) if "extra ==" not in r]
-    return reqs, str(dist.metadata.get("Requires-Python") or "")
+    return reqs, str((dist.metadata.get_all("Requires-Python") or [""])[0] or "")
 
 
 def _files() -> list[tuple[str, bytes]]:

@@ -188,7 +188,10 @@ async def oracle_solution(run: Run) -> str:
             encoding=None,
         )
         if placed.exit_status != 0:
-            detail = (placed.stderr or b"").decode("utf-8", "replace").strip()
+            stderr = placed.stderr or b""  # bytes: encoding=None
+            detail = (
+                stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+            ).strip()
             raise RuntimeError(f"placing /solution failed: {detail[-500:]}")
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in task.solution_env.items())
     command = f"{'env ' + exports + ' ' if exports else ''}/solution/{task.solve_script}"
