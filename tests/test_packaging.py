@@ -97,3 +97,24 @@ def test_make_test_installs_what_ci_installs() -> None:
         assert step in script
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in ci and "apt-get" not in ci and "make peer" not in ci
+
+
+def test_types_are_checked_in_lint_and_shipped() -> None:
+    """`make lint` (CI's first step) runs the type checker the dev extra installs, and the
+    package carries its PEP 561 marker: in the tree (the wheel packs all of `hud/`) and in the
+    wheel `--runtime docker` builds of the running package."""
+    import io
+    import zipfile
+
+    from hud.eval.runtimes.wheel import wheel_bytes
+
+    dry = subprocess.run(
+        ["make", "-n", "lint"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    if dry.returncode != 0:
+        pytest.skip(f"make -n failed: {dry.stderr.strip()[:200]}")
+    assert any(line.split()[:1] == [".venv/bin/mypy"] for line in dry.stdout.splitlines())
+    assert "mypy" in {_name(r) for r in PROJECT["optional-dependencies"]["dev"]}
+    assert (REPO / "hud" / "py.typed").is_file()
+    _, data = wheel_bytes()
+    assert "hud/py.typed" in zipfile.ZipFile(io.BytesIO(data)).namelist()
