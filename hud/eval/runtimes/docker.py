@@ -937,9 +937,9 @@ class DockerRuntime:
             if self._scoped:
                 # Inside `async with runtime:` the rollout need not wait for the daemon to
                 # remove its container (`aclose` waits for what is still being removed).
-                task = asyncio.ensure_future(self._remove(box))
-                self._removing.add(task)
-                task.add_done_callback(self._removing.discard)
+                removal = asyncio.ensure_future(self._remove(box))
+                self._removing.add(removal)
+                removal.add_done_callback(self._removing.discard)
             else:
                 await shielded(self._remove(box))
 
