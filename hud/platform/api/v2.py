@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from hud.platform.api.deps import Caller, Identities, Limit, Offset, Runs
+from hud.platform.api.telemetry import Upload
 
 router = APIRouter(prefix="/v2")
 
@@ -52,6 +53,23 @@ class CancelJob(_Body):
 class CancelTrace(_Body):
     trace_id: str
     job_id: str | None = None
+
+
+class ReportItem(_Body):
+    kind: Literal["job", "enter", "exit", "spans"]
+    id: str = Field(min_length=1, max_length=200)
+    body: Any = None
+
+
+class Reports(_Body):
+    items: list[ReportItem] = Field(max_length=2000)
+
+
+_REPORT_BODIES: dict[str, type[BaseModel]] = {
+    "job": JobEnter,
+    "enter": TraceEnter,
+    "exit": TraceExit,
+}
 
 
 def page(items: list[dict[str, Any]], total: int) -> dict[str, Any]:
@@ -103,6 +121,40 @@ async def trace_enter(
 @router.post("/trace/{trace_id}/exit")
 async def trace_exit(trace_id: str, body: TraceExit, caller: Caller, runs: Runs) -> dict[str, Any]:
     return await runs.trace_exit(caller, trace_id, **body.model_dump())
+
+
+@router.post("/reports")
+async def reports(body: Reports, caller: Caller, runs: Runs) -> dict[str, Any]:
+    """Many §5 reports in one request (our reporter's batched form of job enter, trace
+    enter/exit and span upload); one result per item, in order."""
+    from pydantic import ValidationError
+
+    from hud.platform.services import PlatformError
+
+    results: list[dict[str, Any] | None] = [None] * len(body.items)
+    ops: list[tuple[str, str, Any]] = []
+    where: list[int] = []
+    for i, item in enumerate(body.items):
+        try:
+            if item.kind == "spans":
+                fields: Any = Upload.model_validate({"telemetry": item.body}).telemetry
+            else:
+                model = _REPORT_BODIES[item.kind].model_validate(item.body or {})
+                fields = model.model_dump()
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            loc = ".".join(str(p) for p in problem.get("loc", ())) or "body"
+            results[i] = {"status": 422, "detail": f"{loc}: {problem.get('msg')}"}
+            continue
+        ops.append((item.kind, item.id, fields))
+        where.append(i)
+    for i, outcome in zip(where, await runs.report(caller, ops), strict=True):
+        if isinstance(outcome, PlatformError):
+            status = 404 if type(outcome).__name__ == "NotFound" else 422
+            results[i] = {"status": status, "detail": outcome.message}
+        else:
+            results[i] = {"status": 200}
+    return {"results": results}
 
 
 @router.get("/trace/{trace_id}")

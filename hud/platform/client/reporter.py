@@ -3,11 +3,14 @@
 `Reporter` methods only enqueue and return at once; a worker thread with its own event loop
 drains the queue every ``flush_interval`` seconds: job and trace enters, span uploads (one
 request per trace, at most ``MAX_SPANS`` spans each) and trace exits, up to ``concurrency`` at a
-time. The platform accepts these in any order, so nothing waits on anything else. A failed send
-is retried with backoff (network errors, 429 and 5xx) while fewer than ``max_pending`` items wait;
-past that, or on another 4xx, the item is dropped and counted. So a slow or dead platform never
-slows the eval or costs its local record, memory stays bounded, and once the platform is back the
-queue drains. `close` flushes for at most ``timeout`` seconds.
+time — or, when the platform has our batch endpoint (``POST /v2/reports``), everything drained
+in one request per ``BATCH_ITEMS`` reports (the official platform's endpoints are the
+fallback). The platform accepts these in any order, so nothing waits on anything else.
+
+A failed send is retried with backoff (network errors, 429 and 5xx) while fewer than
+``max_pending`` items wait; past that, or on another 4xx, the item is dropped and counted. So a
+slow or dead platform never slows the eval or costs its local record, memory stays bounded, and
+once the platform is back the queue drains. `close` flushes for at most ``timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import httpx
 log = logging.getLogger("hud.platform.report")
 
 MAX_SPANS = 100
+#: Reports per ``POST /v2/reports`` request.
+BATCH_ITEMS = 200
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 #: At close, items still failing are dropped once the platform has not answered for this long.
 GIVE_UP_AFTER = 10.0
@@ -56,7 +61,7 @@ class Reporter:
         api_key: str,
         *,
         concurrency: int = 4,
-        flush_interval: float = 0.25,
+        flush_interval: float = 0.5,
         max_pending: int = 20_000,
         timeout: float = 10.0,
     ) -> None:
@@ -74,6 +79,8 @@ class Reporter:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._last_success: float | None = None
+        #: Whether the platform takes batched reports (``POST /v2/reports``); None = untried.
+        self._batched: bool | None = None
 
     # -- the producer side (any thread; never blocks) -------------------------------------
     def job_enter(
@@ -170,7 +177,10 @@ class Reporter:
                 closing = self._closing
                 batch = self._take()
                 if batch:
-                    await asyncio.gather(*(self._send(http, sem, b) for b in _requests(batch)))
+                    requests = _requests(batch)
+                    if self._batched is not False:
+                        requests = await self._send_batched(http, requests)
+                    await asyncio.gather(*(self._send(http, sem, r) for r in requests))
                 with self._lock:
                     left = len(self._queue)
                 if closing and not left:
@@ -212,6 +222,47 @@ class Reporter:
         self.stats.dropped += len(req.items)
         self._note(f"{req.items[0].kind} {req.items[0].target}: {detail}")
 
+    async def _send_batched(
+        self, http: httpx.AsyncClient, requests: list[_Request]
+    ) -> list[_Request]:
+        """Send ``requests`` as ``POST /v2/reports`` batches; returns those left to send one
+        by one (all of them when the platform has no batch endpoint)."""
+        for start in range(0, len(requests), BATCH_ITEMS):
+            chunk = requests[start : start + BATCH_ITEMS]
+            payload = {"items": [r.report_item() for r in chunk]}
+            items = [item for r in chunk for item in r.items]
+            try:
+                reply = await http.post(f"{self.api_url}/v2/reports", json=payload)
+            except httpx.HTTPError as exc:
+                self._retry(items, f"{type(exc).__name__}: {exc}")
+                continue
+            if reply.status_code in (404, 405) and self._batched is None:
+                self._batched = False
+                return requests[start:]
+            if reply.status_code in RETRYABLE:
+                self._retry(items, f"HTTP {reply.status_code}")
+                continue
+            try:
+                results = reply.json()["results"] if reply.is_success else None
+            except (ValueError, KeyError, TypeError):
+                results = None
+            if not isinstance(results, list) or len(results) != len(chunk):
+                self.stats.dropped += len(items)
+                self._note(f"reports: HTTP {reply.status_code}")
+                continue
+            self._batched = True
+            self._last_success = time.monotonic()
+            for request, result in zip(chunk, results, strict=True):
+                status = result.get("status") if isinstance(result, dict) else None
+                if status == 200:
+                    self.stats.sent += len(request.items)
+                elif status in RETRYABLE:
+                    self._retry(request.items, f"HTTP {status}")
+                else:
+                    self.stats.dropped += len(request.items)
+                    self._note(f"{request.kind} {request.target}: {result}")
+        return []
+
     def _retry(self, items: list[_Item], detail: str) -> None:
         now = time.monotonic()
         # While closing, keep retrying a platform that answered lately (it may be restarting);
@@ -245,6 +296,11 @@ class _Request:
     target: str
     body: Any
     items: list[_Item]
+
+    def report_item(self) -> dict[str, Any]:
+        if self.kind == "span":
+            return {"kind": "spans", "id": self.target, "body": self.body["telemetry"]}
+        return {"kind": self.kind, "id": self.target, "body": self.body}
 
     def url(self, reporter: Reporter) -> str:
         if self.kind == "job":

@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hud.platform.db import Database
 from hud.platform.db.schema import jobs, spans, traces
 from hud.platform.services.common import insert, iso, now, run_id
-from hud.platform.services.errors import Invalid, NotFound
+from hud.platform.services.errors import Invalid, NotFound, PlatformError
 from hud.platform.services.identity import Identity
 
 ACTIVE = ("queued", "running")
@@ -34,6 +34,31 @@ def _parse_time(text: Any) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return value[:size] if isinstance(value, str) else value
+
+
+def _check_exit(status: Any) -> None:
+    if status not in TERMINAL:
+        raise Invalid(f"status: must be one of {', '.join(TERMINAL)}, got {status!r}")
+
+
+def _span_rows(tid: uuid.UUID, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for span in items:
+        span_id = span.get("span_id") if isinstance(span, dict) else None
+        if not isinstance(span_id, str) or not span_id:
+            raise Invalid("telemetry: every span needs a string span_id")
+        start = span.get("start_time")
+        rows[span_id[:64]] = {
+            "trace_id": tid,
+            "span_id": span_id[:64],
+            "start_time": start[:40] if isinstance(start, str) else None,
+            "data": span,
+        }
+    return list(rows.values())
 
 
 def job_status(counts: dict[str, int]) -> str:
@@ -54,6 +79,8 @@ class RunService:
         self.db = db
 
     # -- reporting (§5) ---------------------------------------------------------------------
+    # Each report is one or two statements: an upsert guarded by the team (``RETURNING`` no
+    # row = the id belongs to another team) and, where a parent must exist, a lookup first.
     async def job_enter(
         self,
         ident: Identity,
@@ -63,20 +90,87 @@ class RunService:
         group: int | None = None,
         taskset_id: str | None = None,
     ) -> dict[str, Any]:
-        jid = run_id(job_id)
         async with self.db.write() as conn:
-            await self._ensure_job(conn, ident, jid)
-            values = {
-                k: v
-                for k, v in {"name": name, "group_size": group, "taskset_id": taskset_id}.items()
-                if v is not None
-            }
-            if values:
-                await conn.execute(update(jobs).where(jobs.c.id == jid).values(**values))
+            return await self._job_enter(conn, ident, job_id, name, group, taskset_id)
+
+    async def trace_enter(self, ident: Identity, trace_id: str, **fields: Any) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            return await self._trace_enter(conn, ident, trace_id, **fields)
+
+    async def trace_exit(self, ident: Identity, trace_id: str, **fields: Any) -> dict[str, Any]:
+        _check_exit(fields.get("status"))
+        async with self.db.write() as conn:
+            return await self._trace_exit(conn, ident, trace_id, **fields)
+
+    async def upload_spans(
+        self, ident: Identity, trace_id: str, items: Iterable[dict[str, Any]]
+    ) -> int:
+        rows = _span_rows(run_id(trace_id), items)
+        if not rows:
+            return 0
+        async with self.db.write() as conn:
+            return await self._upload_spans(conn, ident, trace_id, rows)
+
+    async def report(self, ident: Identity, ops: list[tuple[str, str, Any]]) -> list[Any]:
+        """Many reports in one transaction: ``(kind, id, fields)`` with kind ``job``,
+        ``enter``, ``exit`` or ``spans``. Returns, per op, None or the `PlatformError`."""
+        results: list[Any] = []
+        async with self.db.write() as conn:
+            for kind, target, fields in ops:
+                try:
+                    if kind == "job":
+                        await self._job_enter(conn, ident, target, **fields)
+                    elif kind == "enter":
+                        await self._trace_enter(conn, ident, target, **fields)
+                    elif kind == "exit":
+                        _check_exit(fields.get("status"))
+                        await self._trace_exit(conn, ident, target, **fields)
+                    elif kind == "spans":
+                        rows = _span_rows(run_id(target), fields)
+                        if rows:
+                            await self._upload_spans(conn, ident, target, rows)
+                    else:
+                        raise Invalid(f"kind: unknown report kind {kind!r}")
+                    results.append(None)
+                except PlatformError as exc:
+                    results.append(exc)
+        return results
+
+    async def _job_enter(
+        self,
+        conn: AsyncConnection,
+        ident: Identity,
+        job_id: str,
+        name: str | None = None,
+        group: int | None = None,
+        taskset_id: str | None = None,
+    ) -> dict[str, Any]:
+        jid = run_id(job_id)
+        stmt = insert(conn, jobs).values(
+            id=jid,
+            team_id=ident.team_id,
+            user_id=ident.user_id,
+            name=_cut(name, 500),
+            group_size=group,
+            taskset_id=_cut(taskset_id, 64),
+            created_at=now(),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[jobs.c.id],
+            set_={
+                "name": func.coalesce(stmt.excluded.name, jobs.c.name),
+                "group_size": func.coalesce(stmt.excluded.group_size, jobs.c.group_size),
+                "taskset_id": func.coalesce(stmt.excluded.taskset_id, jobs.c.taskset_id),
+            },
+            where=jobs.c.team_id == ident.team_id,
+        ).returning(jobs.c.id)
+        if (await conn.execute(stmt)).first() is None:
+            raise NotFound(f"job {jid} not found")
         return {"id": str(jid)}
 
-    async def trace_enter(
+    async def _trace_enter(
         self,
+        conn: AsyncConnection,
         ident: Identity,
         trace_id: str,
         *,
@@ -89,30 +183,42 @@ class RunService:
     ) -> dict[str, Any]:
         tid = run_id(trace_id)
         jid = run_id(job_id) if job_id else None
-        async with self.db.write() as conn:
-            if jid is not None:
-                await self._ensure_job(conn, ident, jid)
-            current = await self._ensure_trace(conn, ident, tid, status=status)
-            values: dict[str, Any] = {
-                k: v
-                for k, v in {
-                    "job_id": jid,
-                    "group_id": group_id,
-                    "task_slug": task_slug,
-                    "model": model,
-                    "parent_trace_id": run_id(parent_trace_id) if parent_trace_id else None,
-                }.items()
-                if v is not None
-            }
-            if current in ACTIVE:
-                values.setdefault("start_time", now())
-                if status == "running":
-                    values["status"] = "running"
-            await conn.execute(update(traces).where(traces.c.id == tid).values(**values))
+        if jid is not None:
+            await self._ensure_job(conn, ident, jid)
+        fields = {
+            "job_id": jid,
+            "group_id": _cut(group_id, 64),
+            "task_slug": _cut(task_slug, 500),
+            "model": _cut(model, 200),
+            "parent_trace_id": run_id(parent_trace_id) if parent_trace_id else None,
+        }
+        fields = {k: v for k, v in fields.items() if v is not None}
+        stamp = now()
+        stmt = insert(conn, traces).values(
+            id=tid,
+            team_id=ident.team_id,
+            user_id=ident.user_id,
+            status=status,
+            created_at=stamp,
+            start_time=stamp if status == "running" else None,
+            **fields,
+        )
+        set_: dict[str, Any] = {k: stmt.excluded[k] for k in fields}
+        if status == "running":
+            set_["status"] = case((traces.c.status.in_(ACTIVE), "running"), else_=traces.c.status)
+            set_["start_time"] = func.coalesce(traces.c.start_time, stmt.excluded.start_time)
+        else:
+            set_["status"] = traces.c.status
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == ident.team_id
+        ).returning(traces.c.id)
+        if (await conn.execute(stmt)).first() is None:
+            raise NotFound(f"trace {tid} not found")
         return {"id": str(tid)}
 
-    async def trace_exit(
+    async def _trace_exit(
         self,
+        conn: AsyncConnection,
         ident: Identity,
         trace_id: str,
         *,
@@ -123,53 +229,49 @@ class RunService:
         stop_reason: str | None = None,
         metadata: Any = None,
     ) -> dict[str, Any]:
-        if status not in TERMINAL:
-            raise Invalid(f"status: must be one of {', '.join(TERMINAL)}, got {status!r}")
         tid = run_id(trace_id)
-        async with self.db.write() as conn:
-            current = await self._ensure_trace(conn, ident, tid, status="running")
-            values: dict[str, Any] = {
-                "status": "cancelled" if current == "cancelled" else status,
-                "end_time": now(),
-            }
-            for key, value in (
-                ("reward", reward),
-                ("error", error),
-                ("evaluation_result", evaluation_result),
-                ("stop_reason", stop_reason),
-                ("metadata", metadata),
-            ):
-                if value is not None:
-                    values[key] = value
-            await conn.execute(update(traces).where(traces.c.id == tid).values(**values))
-        return {"id": str(tid), "status": values["status"]}
+        fields = {
+            "reward": reward,
+            "error": error,
+            "evaluation_result": evaluation_result,
+            "stop_reason": _cut(stop_reason, 64),
+            "metadata": metadata,
+        }
+        fields = {k: v for k, v in fields.items() if v is not None}
+        stamp = now()
+        stmt = insert(conn, traces).values(
+            id=tid,
+            team_id=ident.team_id,
+            user_id=ident.user_id,
+            status=status,
+            created_at=stamp,
+            end_time=stamp,
+            **fields,
+        )
+        set_: dict[str, Any] = {k: stmt.excluded[k] for k in fields}
+        set_["status"] = case(
+            (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
+        )
+        set_["end_time"] = stmt.excluded.end_time
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == ident.team_id
+        ).returning(traces.c.status)
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            raise NotFound(f"trace {tid} not found")
+        return {"id": str(tid), "status": row.status}
 
-    async def upload_spans(
-        self, ident: Identity, trace_id: str, items: Iterable[dict[str, Any]]
+    async def _upload_spans(
+        self, conn: AsyncConnection, ident: Identity, trace_id: str, rows: list[dict[str, Any]]
     ) -> int:
         tid = run_id(trace_id)
-        rows: dict[str, dict[str, Any]] = {}
-        for span in items:
-            span_id = span.get("span_id")
-            if not isinstance(span_id, str) or not span_id:
-                raise Invalid("telemetry: every span needs a string span_id")
-            start = span.get("start_time")
-            rows[span_id] = {
-                "trace_id": tid,
-                "span_id": span_id[:64],
-                "start_time": start[:40] if isinstance(start, str) else None,
-                "data": span,
-            }
-        if not rows:
-            return 0
-        async with self.db.write() as conn:
-            await self._ensure_trace(conn, ident, tid, status="running")
-            stmt = insert(conn, spans).values(list(rows.values()))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[spans.c.trace_id, spans.c.span_id],
-                set_={"data": stmt.excluded.data, "start_time": stmt.excluded.start_time},
-            )
-            await conn.execute(stmt)
+        await self._ensure_trace(conn, ident, tid, status="running")
+        stmt = insert(conn, spans).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[spans.c.trace_id, spans.c.span_id],
+            set_={"data": stmt.excluded.data, "start_time": stmt.excluded.start_time},
+        )
+        await conn.execute(stmt)
         return len(rows)
 
     # -- reading (§9) -----------------------------------------------------------------------
@@ -318,33 +420,36 @@ class RunService:
 
     # -- internals --------------------------------------------------------------------------
     async def _ensure_job(self, conn: AsyncConnection, ident: Identity, jid: uuid.UUID) -> None:
-        await conn.execute(
-            insert(conn, jobs)
-            .values(id=jid, team_id=ident.team_id, user_id=ident.user_id, created_at=now())
-            .on_conflict_do_nothing()
-        )
-        owner = (await conn.execute(select(jobs.c.team_id).where(jobs.c.id == jid))).scalar_one()
-        if owner != ident.team_id:
+        owner = (await conn.execute(select(jobs.c.team_id).where(jobs.c.id == jid))).first()
+        if owner is None:
+            await conn.execute(
+                insert(conn, jobs)
+                .values(id=jid, team_id=ident.team_id, user_id=ident.user_id, created_at=now())
+                .on_conflict_do_nothing()
+            )
+            owner = (await conn.execute(select(jobs.c.team_id).where(jobs.c.id == jid))).one()
+        if owner.team_id != ident.team_id:
             raise NotFound(f"job {jid} not found")
 
     async def _ensure_trace(
         self, conn: AsyncConnection, ident: Identity, tid: uuid.UUID, *, status: str
     ) -> str:
         """Create the trace row when missing; return its current status."""
-        await conn.execute(
-            insert(conn, traces)
-            .values(
-                id=tid,
-                team_id=ident.team_id,
-                user_id=ident.user_id,
-                status=status,
-                created_at=now(),
+        query = select(traces.c.team_id, traces.c.status).where(traces.c.id == tid)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            await conn.execute(
+                insert(conn, traces)
+                .values(
+                    id=tid,
+                    team_id=ident.team_id,
+                    user_id=ident.user_id,
+                    status=status,
+                    created_at=now(),
+                )
+                .on_conflict_do_nothing()
             )
-            .on_conflict_do_nothing()
-        )
-        row = (
-            await conn.execute(select(traces.c.team_id, traces.c.status).where(traces.c.id == tid))
-        ).one()
+            row = (await conn.execute(query)).one()
         if row.team_id != ident.team_id:
             raise NotFound(f"trace {tid} not found")
         return row.status
