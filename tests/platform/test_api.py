@@ -249,3 +249,36 @@ def test_admin_commands(platform: Platform) -> None:
     assert dup.returncode == 1 and "already exists" in dup.stderr and "Traceback" not in dup.stderr
     missing = platform.hud("key", "create", "--team", "no-such-team")
     assert missing.returncode == 1 and "no-such-team" in missing.stderr
+
+
+def test_batched_reports(platform: Platform) -> None:
+    """Our reporter's batch form: one result per item, in order; a bad item or another team's
+    id fails alone."""
+    key = platform.new_key()
+    team = f"batch-{uuid.uuid4().hex[:6]}"
+    assert platform.hud("team", "add", team).returncode == 0
+    other = platform.new_key("--team", team)
+    theirs = uuid.uuid4()
+    with platform.api(other) as api:
+        assert api.post(f"/v2/trace/{theirs.hex}/enter", json={}).is_success
+    job, trace = uuid.uuid4(), uuid.uuid4()
+    early = span(trace, "c" * 16, "hi", "2026-01-01T00:00:00Z")
+    items = [
+        {"kind": "spans", "id": trace.hex, "body": [early]},
+        {"kind": "job", "id": job.hex, "body": {"name": "batched", "group": 1}},
+        {"kind": "enter", "id": trace.hex, "body": {"job_id": job.hex, "task_slug": "s"}},
+        {"kind": "exit", "id": trace.hex, "body": {"status": "nope"}},
+        {"kind": "exit", "id": theirs.hex, "body": {"status": "completed", "reward": 1}},
+        {"kind": "exit", "id": trace.hex, "body": {"status": "completed", "reward": 0.25}},
+    ]  # fmt: skip
+    with platform.api(key) as api:
+        reply = api.post("/v2/reports", json={"items": items})
+        assert reply.status_code == 200, reply.text
+        assert [r["status"] for r in reply.json()["results"]] == [200, 200, 200, 422, 404, 200]
+        got = api.get(f"/v2/trace/{trace}").json()
+        assert (got["status"], got["reward"], got["span_count"]) == ("completed", 0.25, 1)
+        assert api.get(f"/v2/jobs/{job}").json()["name"] == "batched"
+        bad = api.post("/v2/reports", json={"items": [{"kind": "weird", "id": "x"}]})
+        assert bad.status_code == 422 and "kind" in bad.json()["detail"]
+    with platform.api(other) as api:
+        assert api.get(f"/v2/trace/{theirs}").json()["status"] == "running"
