@@ -341,13 +341,32 @@ async def test_disk_writes_stop_at_the_quota(root: Path) -> None:
 async def test_memory_allocation_stops_at_the_limit(root: Path) -> None:
     """Touching 512 MiB under a 128 MiB limit kills the allocating process; the rollout ends
     as an error."""
-    env, _ws = _env(root, limits={"memory_mb": 128})
+    env, _ws = _env(root, limits={"memory_mb": 128, "disk_mb": 64})
     command = "python3 -c \"b = b'x' * (512 << 20)\"; echo $?"
     async with _served(env) as url:
         run = await rollout(env.tasks["work"](), _agent(command), runtime=_at(url))
     assert run.trace.content.strip() in ("137", "1"), run.trace.content
     assert run.trace.status == "error"
     assert "memory limit (128 MiB)" in str(run.trace.error or run.grade)
+
+
+@needs_sandbox
+@needs_limits
+async def test_default_limits_bound_1gib_written_and_2gib_allocated(root: Path) -> None:
+    """With no options: writing 1.1 GiB stops at the 1 GiB workspace, allocating 2 GiB is
+    killed at the 1 GiB memory limit, and the rollout ends as an error."""
+    env, _ws = _env(root)
+    command = (
+        "head -c 1100M /dev/zero > big 2>/dev/null; echo $?; du -sm big | cut -f1; rm -f big; "
+        "python3 -c \"b = b'x' * (2 << 30)\" 2>/dev/null; echo $?"
+    )
+    async with _served(env) as url:
+        run = await rollout(env.tasks["work"](), _agent(command), runtime=_at(url))
+    write_code, size, alloc_code = run.trace.content.split()
+    assert write_code != "0" and int(size) <= 1024, run.trace.content
+    assert alloc_code in ("137", "1"), run.trace.content
+    assert run.trace.status == "error"
+    assert "memory limit (1024 MiB)" in str(run.trace.error or run.grade)
 
 
 # -- restore --------------------------------------------------------------------------------------

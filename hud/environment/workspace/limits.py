@@ -38,8 +38,17 @@ class Limits:
 
     ``pids``: processes and threads at once; ``memory_mb``: memory (swap included where the
     kernel accounts it); ``cpus``: CPU time in cores; ``disk_mb``: the rollout's files (its
-    workspace, ``/tmp`` and home, each on a tmpfs of this size).
+    workspace, ``/tmp`` and home, each on a tmpfs of this size). The kernel charges tmpfs
+    files to the memory of the process writing them, so the rollout's cgroup holds
+    ``memory_mb + disk_mb``: files up to the disk limit never count against the memory one.
     """
+
+    @property
+    def cgroup_memory_mb(self) -> int | None:
+        """What the rollout's memory cgroup allows: its memory plus its files (tmpfs)."""
+        if self.memory_mb is None:
+            return None
+        return self.memory_mb + (self.disk_mb or 0)
 
     pids: int | None = 512
     memory_mb: int | None = 1024
@@ -216,8 +225,8 @@ class RolloutCgroup:
             path = self.dirs[""]
             if lim.pids is not None:
                 _write(path / "pids.max", lim.pids)
-            if lim.memory_mb is not None:
-                _write(path / "memory.max", lim.memory_mb * MIB)
+            if lim.cgroup_memory_mb is not None:
+                _write(path / "memory.max", lim.cgroup_memory_mb * MIB)
                 _write(path / "memory.swap.max", 0, optional=True)
             if lim.cpus is not None:
                 _write(
@@ -228,10 +237,12 @@ class RolloutCgroup:
         else:
             if lim.pids is not None:
                 _write(self.dirs["pids"] / "pids.max", lim.pids)
-            if lim.memory_mb is not None:
+            if lim.cgroup_memory_mb is not None:
                 mem = self.dirs["memory"]
-                _write(mem / "memory.limit_in_bytes", lim.memory_mb * MIB)
-                _write(mem / "memory.memsw.limit_in_bytes", lim.memory_mb * MIB, optional=True)
+                _write(mem / "memory.limit_in_bytes", lim.cgroup_memory_mb * MIB)
+                _write(
+                    mem / "memory.memsw.limit_in_bytes", lim.cgroup_memory_mb * MIB, optional=True
+                )
             if lim.cpus is not None and "cpu" in self.dirs:
                 cpu = self.dirs["cpu"]
                 _write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
