@@ -351,8 +351,11 @@ def build_image(
     buildargs: dict[str, str] | None = None,
     extra_files: dict[str, bytes] | None = None,
     timeout: float | None = None,
+    nocache: bool = False,
 ) -> str:
     """Build ``context`` into ``tag`` (honouring ``.dockerignore``); returns the tag.
+
+    ``nocache`` builds every layer again (`hud eval --rebuild` for Harbor task images).
 
     ``extra_files`` are added to the build context (name -> bytes), e.g. a wheel of this
     package so an image installs ``hud`` from the local source tree.
@@ -392,6 +395,7 @@ def build_image(
             buildargs=buildargs or None,
             rm=True,
             forcerm=True,
+            nocache=nocache,
             decode=True,
             labels={LABEL: "image"},
         ):

@@ -126,7 +126,7 @@ def _row(
             "verifier_timeout": _scaled(task.verifier_timeout, verifier_mult),
             "separate_verifier": False,
             "collect": [],
-            "artifacts": [],
+            "artifacts": [a.to_json() for a in task.artifacts],
         },
     }
     columns: dict[str, Any] = dict(task.metadata)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import shlex
 import tarfile
 import time
@@ -71,7 +72,12 @@ class HarborEnvironment(Environment):
 class HarborRuntime:
     """Provider for rows made by `adapt`: one fresh trial (containers + server) per rollout."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rebuild: bool | None = None) -> None:
+        """``rebuild``: build task images again without the layer cache (default: the
+        environment variable ``HUD_HARBOR_REBUILD=1``, which `hud eval --rebuild` sets)."""
+        if rebuild is None:
+            rebuild = os.environ.get("HUD_HARBOR_REBUILD") == "1"
+        self.rebuild = rebuild
         self._tasks: dict[tuple[str, str], HarborTask] = {}
         self._envs: dict[str, HarborEnvironment] = {}
 
@@ -117,7 +123,7 @@ class HarborRuntime:
         startup = float(limits.startup_timeout_s) if limits and limits.startup_timeout_s else None
         startup = startup or harbor_task.build_timeout
         began = time.monotonic()
-        image = await build(harbor_task, timeout=startup)
+        image = await build(harbor_task, timeout=startup, rebuild=self.rebuild)
         trial = Trial(harbor_task, image)
         try:
             await trial.start(timeout=max(1.0, startup - (time.monotonic() - began)))

@@ -58,6 +58,60 @@ class Healthcheck:
     retries: int = 3
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """A ``task.toml`` ``artifacts`` entry: a path in the container fetched after the agent
+    (``destination`` under the trial's artifacts; default: the source's base name)."""
+
+    source: str
+    destination: str | None = None
+    exclude: tuple[str, ...] = ()
+    service: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "destination": self.destination,
+            "exclude": list(self.exclude),
+            "service": self.service,
+        }
+
+
+def _artifacts(value: Any) -> list[Artifact]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TaskDirError("harbor.invalid.config", "artifacts must be a list")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            item = {"source": item}
+        if not isinstance(item, dict) or not isinstance(item.get("source"), str):
+            raise TaskDirError(
+                "harbor.invalid.config",
+                "each artifacts entry is a path or a table with a 'source' path",
+            )
+        source = item["source"].strip()
+        if not source.startswith("/"):
+            raise TaskDirError(
+                "harbor.invalid.config", f"artifact source {source!r} must be an absolute path"
+            )
+        exclude = item.get("exclude") or []
+        if isinstance(exclude, str):
+            exclude = [exclude]
+        destination = item.get("destination")
+        service = item.get("service")
+        out.append(
+            Artifact(
+                source=source,
+                destination=str(destination).strip("/") if destination else None,
+                exclude=tuple(str(e) for e in exclude),
+                service=str(service) if service else None,
+            )
+        )
+    return out
+
+
 @dataclass
 class HarborTask:
     """One parsed task directory."""
@@ -96,6 +150,7 @@ class HarborTask:
     solution_dir: Path | None = None
     solve_script: str = "solve.sh"
     extra_solution_files: dict[str, Path] = field(default_factory=dict)
+    artifacts: list[Artifact] = field(default_factory=list)
 
     @property
     def agent_network_mode(self) -> str:
@@ -341,6 +396,7 @@ def _load_toml(path: Path) -> HarborTask:
         tests_dir=tests_dir,
         test_script=script,
         solution_dir=solution_dir if (solution_dir / "solve.sh").is_file() else None,
+        artifacts=_artifacts(data.get("artifacts")),
     )
 
 

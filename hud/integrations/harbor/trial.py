@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
+import hashlib
 import io
 import json
 import logging
 import math
+import re
 import shlex
 import shutil
 import tarfile
 import tempfile
 import time
 import uuid
+from base64 import b64encode
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +46,15 @@ from hud.eval.runtimes.docker import (
     run_cli,
     run_container,
 )
-from hud.integrations.harbor.taskdir import HarborTask
+from hud.integrations.harbor.taskdir import Artifact, HarborTask
 from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.harbor")
 
 OUTPUT_TAIL = 20_000  # characters of verifier stdout/stderr kept in the grade
+#: Bytes of artifact files kept (base64) in the grade frame, hence in the job record's trace;
+#: files past it are listed in the manifest as ``skipped``.
+ARTIFACT_BYTES = 8 * 1024 * 1024
 _build_locks: dict[str, asyncio.Lock] = {}
 
 
@@ -131,15 +138,67 @@ def _tar_dir(entries: dict[str, Path], prefix: str) -> bytes:
     return buf.getvalue()
 
 
-def image_tag(task: HarborTask) -> str:
+def image_tag(task: HarborTask, bases: str = "") -> str:
+    """The tag of the task's built image: the task name and a hash of its environment (plus
+    ``bases``, the ids of the images its Dockerfile starts from)."""
     base = "".join(c if c.isalnum() or c in "-_." else "-" for c in task.name.lower())
-    return f"hud-harbor/{base.strip('-.') or 'task'}:{task.environment_hash()[:12]}"
+    digest = task.environment_hash()
+    if bases:
+        digest = hashlib.sha256(f"{digest}\0{bases}".encode()).hexdigest()
+    return f"hud-harbor/{base.strip('-.') or 'task'}:{digest[:12]}"
 
 
-async def build(task: HarborTask, *, timeout: float | None = None) -> str | None:
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE)
+_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(\S*))?", re.IGNORECASE)
+
+
+def base_images(dockerfile: Path) -> list[str]:
+    """The images a Dockerfile's stages start FROM: not ``scratch``, not an earlier stage;
+    ``$ARG`` references resolved from the ``ARG`` defaults declared before the first FROM
+    (a reference that stays unresolved is left out)."""
+    text = dockerfile.read_text(encoding="utf-8", errors="replace").replace("\\\n", " ")
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    out: list[str] = []
+    seen_from = False
+    for line in text.splitlines():
+        arg = _ARG.match(line)
+        if arg and not seen_from:
+            args[arg.group(1)] = (arg.group(2) or "").strip("\"'")
+            continue
+        match = _FROM.match(line)
+        if not match:
+            continue
+        seen_from = True
+        ref = _VAR.sub(lambda m: args.get(m.group(1), m.group(0)), match[1])
+        external = ref.lower() != "scratch" and ref.lower() not in stages and "$" not in ref
+        if external and ref not in out:
+            out.append(ref)
+        if match[2]:
+            stages.add(match[2].lower())
+    return out
+
+
+def _base_ids(task: HarborTask) -> str:
+    """``ref=image id`` of each base image, pulled if missing (`DockerError` when a base can
+    neither be found nor pulled: no rollout can start then)."""
+    assert task.dockerfile is not None
+    parts = []
+    for ref in base_images(task.dockerfile):
+        ensure_image(ref)
+        parts.append(f"{ref}={docker_client().images.get(ref).id}")
+    return ";".join(parts)
+
+
+async def build(
+    task: HarborTask, *, timeout: float | None = None, rebuild: bool = False
+) -> str | None:
     """The task's main image: ``docker_image`` as is, else built from the environment
-    Dockerfile once per content hash (tag `image_tag`); None when the compose file's ``main``
-    brings its own image or build."""
+    Dockerfile once per content hash and base image ids (tag `image_tag`), so a changed base
+    image (re-pulled or rebuilt under the same name) gets a fresh build; ``rebuild`` builds
+    again without the layer cache, once per tag in this process. None when the compose file's
+    ``main`` brings its own image or build."""
     if task.dockerfile is None:
         if task.docker_image is None and task.compose_file is not None:
             return None
@@ -147,18 +206,31 @@ async def build(task: HarborTask, *, timeout: float | None = None) -> str | None
             raise DockerError(f"task {task.name} has no Dockerfile and no docker_image")
         await in_thread(ensure_image, task.docker_image)
         return task.docker_image
-    tag = image_tag(task)
+    tag = image_tag(task, await in_thread(_base_ids, task))
     lock = _build_locks.setdefault(tag, asyncio.Lock())
     async with lock:
-        if await in_thread(image_exists, tag):
+        fresh = rebuild and tag not in _rebuilt
+        if not fresh and await in_thread(image_exists, tag):
             return tag
         assert task.env_dir is not None
         dockerfile = str(task.dockerfile.relative_to(task.env_dir))
         await asyncio.wait_for(
-            in_thread(build_image, task.env_dir, tag, dockerfile=dockerfile, timeout=timeout),
+            in_thread(
+                build_image,
+                task.env_dir,
+                tag,
+                dockerfile=dockerfile,
+                timeout=timeout,
+                nocache=fresh,
+            ),
             timeout,
         )
+        if fresh:
+            _rebuilt.add(tag)
     return tag
+
+
+_rebuilt: set[str] = set()
 
 
 class Trial:
@@ -407,7 +479,89 @@ class Trial:
 
     # -- verification ------------------------------------------------------------------------
     async def verify(self, answer: str, *, timeout: float) -> dict[str, Any]:
-        """Run the tests; a grade frame dict (``score``, ``info.rewards``, outputs...)."""
+        """Collect the artifacts, then run the tests; a grade frame dict (``score``,
+        ``info.rewards``, outputs, ``info.artifacts`` when there are any)."""
+        try:
+            artifacts = await self.collect_artifacts()
+        except Exception as exc:  # never lose the grade to an artifact problem
+            artifacts = {"manifest": [{"source": "*", "status": "error", "error": str(exc)}]}
+        frame = await self._verify(answer, timeout=timeout)
+        if artifacts["manifest"]:
+            frame.setdefault("info", {})["artifacts"] = artifacts
+        return frame
+
+    async def collect_artifacts(self) -> dict[str, Any]:
+        """As Harbor does after the agent: the declared ``artifacts`` and whatever is under
+        ``/logs/artifacts``, fetched from the main container. ``{"manifest": [{source,
+        destination, status, files: [{path, size}]}], "files": {path: base64}}`` (paths under
+        the trial's artifacts; contents up to `ARTIFACT_BYTES` in all)."""
+        wanted = [*self.task.artifacts, Artifact("/logs/artifacts", destination="")]
+        manifest: list[dict[str, Any]] = []
+        files: dict[str, str] = {}
+        budget = ARTIFACT_BYTES
+        for artifact in wanted:
+            entry: dict[str, Any] = {"source": artifact.source, "files": []}
+            dest = (
+                artifact.destination
+                if artifact.destination is not None
+                else artifact.source.rstrip("/").rsplit("/", 1)[-1]
+            )
+            entry["destination"] = dest
+            if artifact.service not in (None, "main"):
+                entry["status"] = "skipped"
+                entry["error"] = f"artifacts of service {artifact.service!r} are not fetched"
+                manifest.append(entry)
+                continue
+            members = await in_thread(self._fetch, artifact.source)
+            if members is None:
+                if artifact.destination != "":  # an empty /logs/artifacts is not news
+                    entry["status"] = "missing"
+                    manifest.append(entry)
+                continue
+            for rel, data in members:
+                if any(fnmatch.fnmatch(rel, pat) for pat in artifact.exclude):
+                    continue
+                path = "/".join(p for p in (dest, rel) if p)
+                item: dict[str, Any] = {"path": path, "size": len(data)}
+                if len(data) <= budget:
+                    files[path] = b64encode(data).decode()
+                    budget -= len(data)
+                else:
+                    item["skipped"] = "over the size budget"
+                entry["files"].append(item)
+            entry["status"] = "ok"
+            if entry["files"] or artifact.destination != "":
+                manifest.append(entry)
+        return {"manifest": manifest, "files": files}
+
+    def _fetch(self, source: str) -> list[tuple[str, bytes]] | None:
+        """Regular files under ``source`` in the main container: (path relative to it, bytes);
+        None when it does not exist. Reads at most `ARTIFACT_BYTES` * 2 of archive."""
+        import docker.errors
+
+        try:
+            stream, _ = docker_client().api.get_archive(self.container, source)
+        except docker.errors.NotFound:
+            return None
+        buf = io.BytesIO()
+        for chunk in stream:
+            buf.write(chunk)
+            if buf.tell() > 2 * ARTIFACT_BYTES + 1024 * 1024:
+                break
+        buf.seek(0)
+        out: list[tuple[str, bytes]] = []
+        with contextlib.suppress(tarfile.TarError), tarfile.open(fileobj=buf) as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                parts = member.name.split("/", 1)  # the archive's top is the source itself
+                rel = parts[1] if len(parts) > 1 else ""
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    out.append((rel, handle.read()))
+        return out
+
+    async def _verify(self, answer: str, *, timeout: float) -> dict[str, Any]:
         task = self.task
         await self.set_network(task.verifier_network_mode)
         prep = await self.exec(
