@@ -116,8 +116,8 @@ class SubprocessRuntime:
                 stderr=asyncio.subprocess.PIPE,
             )
             assert proc.stdout is not None and proc.stderr is not None
-            self._stderr.clear()
-            stderr = asyncio.create_task(self._drain_stderr(proc.stderr))
+            lines = self._stderr = deque(maxlen=50)  # this process's own
+            stderr = asyncio.create_task(self._drain_stderr(proc.stderr, lines))
             self._readers.append(stderr)
             try:
                 line = await asyncio.wait_for(proc.stdout.readline(), self.ready_timeout)
@@ -138,16 +138,16 @@ class SubprocessRuntime:
                 await proc.wait()
                 return
             self._zygote = proc
-            self._readers.append(asyncio.create_task(self._read_replies(proc, stderr)))
+            self._readers.append(asyncio.create_task(self._read_replies(proc, stderr, lines)))
 
-    async def _drain_stderr(self, stream: asyncio.StreamReader) -> None:
+    async def _drain_stderr(self, stream: asyncio.StreamReader, lines: deque[str]) -> None:
         while line := await stream.readline():
             text = line.decode("utf-8", "replace").rstrip()
-            self._stderr.append(text)
+            lines.append(text)
             log.debug("env: %s", text)
 
     async def _read_replies(
-        self, proc: asyncio.subprocess.Process, stderr: asyncio.Task[None]
+        self, proc: asyncio.subprocess.Process, stderr: asyncio.Task[None], lines: deque[str]
     ) -> None:
         assert proc.stdout is not None
         while line := await proc.stdout.readline():
@@ -165,7 +165,7 @@ class SubprocessRuntime:
             await asyncio.wait_for(asyncio.shield(proc.wait()), 2)
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(stderr), 2)
-        message = _exited(self.path, proc.returncode, self._stderr)
+        message = _exited(self.path, proc.returncode, lines)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(RuntimeError(message))
