@@ -153,7 +153,7 @@ class _PendingBinding:
 
     async def _resolve(self) -> RoutedCapability:
         await self._client.ready()
-        return self._client.binding(self._ref)  # type: ignore[return-value]
+        return self._client.binding(self._ref)
 
     def __getattr__(self, name: str) -> Any:
         raise RuntimeError(
@@ -198,7 +198,7 @@ class HudClient:
         self._sent_token = False
         self._hello_rid = 0  # id of a pipelined hello whose reply is not read yet
         self._ready_deadline = 0.0
-        self._forwarders: dict[str, tuple[asyncio.Task[asyncio.Server], Capability]] = {}
+        self._forwarders: dict[str, tuple[asyncio.Task[asyncio.Server], RoutedCapability]] = {}
         self._tunnels: set[asyncio.Task[Any]] = set()
         self._opened: dict[str, Any] = {}
         self._preloading: list[concurrent.futures.Future[Any]] = []
@@ -647,8 +647,12 @@ class HudClient:
 def _ready_timeout(runtime: Any, default: float) -> float:
     params = getattr(runtime, "params", None) or {}
     value = params.get("ready_timeout") if isinstance(params, dict) else None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if number and value > 0 and math.isfinite(value):
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value > 0
+        and math.isfinite(value)
+    ):
         return float(value)
     return default
 

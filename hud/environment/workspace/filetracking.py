@@ -135,8 +135,8 @@ def _patch(path: str, before: FileState | None, after: FileState | None) -> str:
         return header + f"(file larger than {MAX_FILE_BYTES} bytes or unreadable; not diffed)"
     if any(s.data is None for s in states):
         return header + "(contents not kept; not diffed)"
-    old = before.data if before is not None else b""
-    new = after.data if after is not None else b""
+    old = (before.data if before is not None else None) or b""
+    new = (after.data if after is not None else None) or b""
     if _is_binary(old) or _is_binary(new):
         return f"Binary files a/{path} and b/{path} differ"
     lines = difflib.unified_diff(
@@ -332,7 +332,8 @@ class FileTrackingServer:
             )
         rid = frame.get("id")
         method = frame.get("method")
-        params = frame.get("params") if isinstance(frame.get("params"), dict) else {}
+        raw = frame.get("params")
+        params = raw if isinstance(raw, dict) else {}
         try:
             result = await asyncio.to_thread(self._call, method, params)
         except LookupError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +17,10 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
 def aware(value: datetime | None) -> datetime | None:
     """SQLite hands datetimes back naive; every stored time is UTC."""
     if value is not None and value.tzinfo is None:

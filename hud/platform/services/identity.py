@@ -11,7 +11,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -312,6 +312,14 @@ class IdentityService:
         )
         return key, {"id": str(key_id), "prefix": prefix, "name": name}
 
+    @overload
+    async def _team_id(
+        self, conn: AsyncConnection, name: str, *, missing_ok: Literal[False] = False
+    ) -> uuid.UUID: ...
+    @overload
+    async def _team_id(
+        self, conn: AsyncConnection, name: str, *, missing_ok: bool
+    ) -> uuid.UUID | None: ...
     async def _team_id(
         self, conn: AsyncConnection, name: str, *, missing_ok: bool = False
     ) -> uuid.UUID | None:
