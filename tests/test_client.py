@@ -581,6 +581,38 @@ async def test_pipelined_hello_against_real_server() -> None:
         await srv.close()
 
 
+async def test_client_built_from_streams_with_the_official_shapes() -> None:
+    """``HudClient(reader, writer)`` as the official client is built, then its method names:
+    ``hello()`` -> Manifest attributes, ``start_task(id, args)``, ``grade({"answer": ...})``."""
+    env = Environment(name="streams", version="2.0")
+
+    @env.template(description="echo")
+    async def echo(word: str = "hi"):  # type: ignore[no-untyped-def]
+        answer = yield f"say {word}"
+        yield 1.0 if answer == word else 0.0
+
+    srv = await bind(env)
+    try:
+        host, port = parse_address(srv.url)
+        reader, writer = await asyncio.open_connection(host, port)
+        client = HudClient(reader, writer)
+        try:
+            manifest = await client.hello()
+            assert manifest.session_id == client.session_id and manifest.session_id
+            assert (manifest.server_info.name, manifest.server_info.version) == ("streams", "2.0")
+            assert manifest.protocol_version == "hud/1.0" and manifest.bindings == []
+            assert [t["id"] for t in await client.list_tasks()] == ["echo"]
+            assert await client.start_task("echo", {"word": "yo"}) == {"prompt": "say yo"}
+            assert (await client.grade({"answer": "yo"}))["score"] == 1.0
+            await client.start_task("echo", {"word": "a"})
+            assert (await client.grade(answer={"answer": "a"}))["score"] == 0.0  # a dict answer
+        finally:
+            await client.close()
+        assert client.url == f"tcp://{host}:{port}"
+    finally:
+        await srv.close()
+
+
 # -- heartbeat --------------------------------------------------------------------------------
 
 

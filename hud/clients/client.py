@@ -165,6 +165,47 @@ def _jsonable(items: Sequence[Any]) -> list[Any]:
     return [i.model_dump(mode="json") if hasattr(i, "model_dump") else i for i in items]
 
 
+class _StreamChannel:
+    """The channel interface over an asyncio stream pair (``HudClient(reader, writer)``)."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, limit: int
+    ) -> None:
+        self.reader, self.writer, self.limit = reader, writer, limit
+        self.draining = True
+
+    @property
+    def closed(self) -> bool:
+        return self.writer.is_closing()
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionError("channel is closed")
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    async def readline(self) -> bytes:
+        try:
+            line = await self.reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial if exc.partial.endswith(b"\n") else b""
+        except asyncio.LimitOverrunError:
+            raise ValueError("reply exceeds the stream's line limit") from None
+        if len(line) - 1 > self.limit:
+            raise ValueError(f"reply of {len(line) - 1} bytes exceeds {self.limit}")
+        return line
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        transport = self.writer.transport
+        if transport is not None:
+            transport.abort()
+
+
 _UNSET: Any = object()
 _PAYLOAD_KEYS = frozenset({"answer", "id", "args"})
 
@@ -179,11 +220,25 @@ class HudClient:
 
     def __init__(
         self,
-        url: str,
+        url: str | asyncio.StreamReader,
+        writer: asyncio.StreamWriter | None = None,
         *,
+        endpoint: tuple[str, int] | None = None,
         token: str | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
+        """``HudClient(url)`` (ours: `connect` opens the socket), or ``HudClient(reader,
+        writer, endpoint=(host, port))`` over an open stream pair, as the official client is
+        built (``endpoint``, default the writer's peer, is where tunnels connect)."""
+        stream: _StreamChannel | None = None
+        if isinstance(url, asyncio.StreamReader):
+            if writer is None:
+                raise TypeError("HudClient(reader, writer): the writer is missing")
+            if endpoint is None:
+                peer = writer.get_extra_info("peername")
+                endpoint = (str(peer[0]), int(peer[1])) if peer else ("127.0.0.1", 8765)
+            stream = _StreamChannel(url, writer, max_frame)
+            url = f"tcp://{endpoint[0]}:{endpoint[1]}"
         self.url = url if "://" in url else f"tcp://{url}"
         self.host, self.port = parse_address(url)
         self.token = token
@@ -192,7 +247,7 @@ class HudClient:
         self.env_info: dict[str, Any] = {}
         self.features: set[str] = set()
         self.bindings: list[Capability] = []
-        self._channel: LineChannel | TransportChannel | None = None
+        self._channel: LineChannel | TransportChannel | _StreamChannel | None = stream
         self._lock = asyncio.Lock()
         self._next_id = 0
         self._sent_token = False
