@@ -10,7 +10,15 @@ from hud.environment.loader import LoadError, load_environment
 from hud.environment.template import Template
 
 if TYPE_CHECKING:
-    from hud.environment.workspace import DEFAULT_SYSTEM_MOUNTS, Mount, MountKind, Peer, Workspace
+    from hud.environment.workspace import (
+        DEFAULT_SYSTEM_MOUNTS,
+        Limits,
+        Mount,
+        MountKind,
+        Peer,
+        Workspace,
+        WorkspacePathError,
+    )
 
 __all__ = [
     "DEFAULT_SYSTEM_MOUNTS",
@@ -21,6 +29,7 @@ __all__ = [
     "DataFilesArg",
     "Environment",
     "GradingArg",
+    "Limits",
     "LoadError",
     "Mount",
     "MountKind",
@@ -28,6 +37,7 @@ __all__ = [
     "PromptArg",
     "Template",
     "Workspace",
+    "WorkspacePathError",
     "current_session_id",
     "load_environment",
 ]
@@ -39,6 +49,8 @@ _LAZY = {
     "Mount": "hud.environment.workspace",
     "MountKind": "hud.environment.workspace",
     "DEFAULT_SYSTEM_MOUNTS": "hud.environment.workspace",
+    "Limits": "hud.environment.workspace",
+    "WorkspacePathError": "hud.environment.workspace",
 }
 
 

@@ -394,11 +394,14 @@ async def test_failed_restore_refuses_new_rollouts(root: Path, caplog: Any) -> N
     assert "could not be restored" in caplog.text
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) not installed")
-@pytest.mark.skipif(os.geteuid() != 0, reason="drops CAP_SYS_ADMIN from a root child")
-def test_without_mounts_it_warns_or_refuses(tmp_path: Path) -> None:
-    """Where limits cannot be enforced (here: no CAP_SYS_ADMIN for tmpfs mounts) the workspace
-    warns loudly and runs; with require_limits=True it refuses to start."""
+@pytest.mark.skipif(
+    not (shutil.which("setpriv") and shutil.which("unshare")), reason="needs util-linux tools"
+)
+@pytest.mark.skipif(os.geteuid() != 0, reason="builds the unprivileged child as root")
+def test_without_cgroups_or_mounts_it_warns_or_refuses(tmp_path: Path) -> None:
+    """Where limits cannot be enforced (here: a child that sees no cgroup hierarchy, in its own
+    mount namespace, and may not mount) the workspace warns loudly and runs unlimited; with
+    require_limits=True it refuses to start, saying how to opt out."""
     script = tmp_path / "probe.py"
     script.write_text(
         "import asyncio, sys, tempfile\n"
@@ -414,17 +417,20 @@ def test_without_mounts_it_warns_or_refuses(tmp_path: Path) -> None:
         "    await ws.stop()\n"
         "asyncio.run(main(sys.argv[1] == 'require'))\n"
     )
+    # Only the child's private mount namespace gets the empty /sys/fs/cgroup.
+    jail = 'mount -t tmpfs none /sys/fs/cgroup && exec setpriv --bounding-set -sys_admin "$0" "$@"'
     outs = {}
     for mode in ("warn", "require"):
-        done = subprocess.run(
-            ["setpriv", "--bounding-set", "-sys_admin", sys.executable, str(script), mode],
+        outs[mode] = subprocess.run(
+            ["unshare", "-m", "sh", "-c", jail, sys.executable, str(script), mode],
             capture_output=True,
             text=True,
             timeout=60,
             cwd=REPO,
         )
-        outs[mode] = done
-    assert "STARTED" in outs["warn"].stdout, outs["warn"].stderr
-    assert "resource limits cannot be enforced" in outs["warn"].stderr
-    assert "REFUSED" in outs["require"].stdout
-    assert "limits=False" in outs["require"].stdout
+    warned = outs["warn"]
+    assert "STARTED none" in warned.stdout, warned.stderr
+    assert "resource limits cannot be enforced" in warned.stderr
+    assert "no cgroups" in warned.stderr and "no tmpfs mounts" in warned.stderr
+    refused = outs["require"]
+    assert "REFUSED" in refused.stdout and "limits=False" in refused.stdout, refused.stderr
