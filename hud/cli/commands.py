@@ -6,6 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    from hud.cli.deploy_cmd import deploy_command
     from hud.cli.eval_cmd import eval_command
     from hud.cli.init_cmd import init_command
     from hud.cli.jobs_cmd import cancel_command, jobs_app
@@ -27,3 +28,4 @@ def register(app: typer.Typer) -> None:
     app.command(name="cancel", hidden=True)(cancel_command)
     app.add_typer(platform_app, name="platform")
     app.command(name="login")(login_command)
+    app.command(name="deploy")(deploy_command)

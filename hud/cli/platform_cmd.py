@@ -61,6 +61,12 @@ def serve_command(
     data_dir: Path = DATA_DIR,
     db: str = DB,
     login_interval: int = typer.Option(5, "--login-interval", hidden=True, min=1),
+    registry: str = typer.Option(
+        None,
+        "--registry",
+        help="Image registry (HOST:PORT) to push each built environment to, so any worker "
+        "node can pull it; without one the local Docker daemon keeps the images.",
+    ),
 ) -> None:
     """Serve the REST API, telemetry ingest and login on one port."""
     import asyncio
@@ -91,6 +97,7 @@ def serve_command(
                 db=db,
                 on_start=started,
                 device_interval=login_interval,
+                registry=registry,
             )
         )
     except KeyboardInterrupt:

@@ -121,6 +121,7 @@ async def serve(
     on_start: Callable[[Started], None] | None = None,
     device_interval: int = 5,
     log_level: str = "warning",
+    registry: str | None = None,
 ) -> None:
     """Migrate, bootstrap, bind and serve until cancelled (Ctrl-C / SIGTERM)."""
     import uvicorn
@@ -140,7 +141,9 @@ async def serve(
         bound = sock.getsockname()[1]
         url = f"http://{_url_host(host)}:{bound}"
         data_dir.save_state(url=url, host=host, port=bound, pid=os.getpid(), db=data_dir.db_url(db))
-        app = create_app(database, device_interval=device_interval)
+        app = create_app(
+            database, device_interval=device_interval, data_dir=data_dir.path, registry=registry
+        )
         config = uvicorn.Config(
             app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
         )

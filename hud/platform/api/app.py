@@ -16,6 +16,8 @@ body is a 422 naming the field; an unexpected failure is a logged 500 with no in
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -59,6 +61,9 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope.get("method") == "PUT" and scope.get("path", "").endswith("/upload"):
+            await self.app(scope, receive, send)  # build contexts: the service caps their size
             return
         for name, value in scope.get("headers") or []:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
@@ -105,14 +110,23 @@ def _field(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
-def create_app(db: Database, *, device_interval: int = 5) -> FastAPI:
-    from hud.platform.api import device, telemetry, v2
+def create_app(
+    db: Database,
+    *,
+    device_interval: int = 5,
+    data_dir: Path | None = None,
+    registry: str | None = None,
+) -> FastAPI:
+    from hud.platform.api import builds, device, telemetry, v2
+    from hud.platform.services.builds import BuildService
 
     app = FastAPI(title="HUD platform", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.db = db
     app.state.identity = IdentityService(db)
     app.state.runs = RunService(db)
     app.state.device = DeviceService(db, app.state.identity, interval=device_interval)
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="hud-platform-"))
+    app.state.builds = BuildService(db, data_dir, registry=registry)
 
     @app.exception_handler(PlatformError)
     async def _platform_error(_request: Request, exc: PlatformError) -> JSONResponse:
@@ -139,6 +153,7 @@ def create_app(db: Database, *, device_interval: int = 5) -> FastAPI:
         return {"ok": True}
 
     app.include_router(v2.router)
+    app.include_router(builds.router)
     app.include_router(telemetry.router)
     app.include_router(device.router)
 

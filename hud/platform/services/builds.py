@@ -1,0 +1,708 @@
+"""The environment registry and its builds (spec platform.md §3, §14).
+
+A build starts as an upload slot (``upload-url``): the client PUTs a context tarball to a URL
+carrying a one-time token, then triggers it. The trigger names the environment (a registry
+entry, created on first use; the same name is a new version), upserts its secrets (Fernet tokens
+at rest) and queues the build: a background job of this process that builds the image with the
+Docker daemon (layer cache kept; ``no_cache`` skips it), pushes it to the image registry when the
+platform has one, and serves it once (``hello`` + ``tasks.list``) to capture its manifest. Each
+build has its own log (JSON lines under ``<data>/builds``) which the log WebSocket streams; no
+secret value is ever written to it or to any reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import secrets as _secrets
+import shutil
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hud.platform.db import Database
+from hud.platform.db.deploy_schema import builds, environment_secrets, environments
+from hud.platform.services.common import iso, now, parse_uuid
+from hud.platform.services.errors import Invalid, NotFound
+from hud.platform.services.identity import Identity
+from hud.platform.services.storage import LocalStorage, Storage
+from hud.platform.services.vault import Vault
+
+log = logging.getLogger("hud.platform.builds")
+
+ACTIVE = ("IN_PROGRESS", "MIGRATING", "CANCELLING")
+TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+#: Largest context tarball accepted.
+MAX_UPLOAD = 1024 * 1024 * 1024
+#: Label on every image the platform builds; its value identifies the platform (data dir).
+IMAGE_LABEL = "io.hud.platform"
+BUILD_LABEL = "io.hud.platform.build"
+DOCKERFILES = ("Dockerfile.hud", "Dockerfile")
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+ERROR_LINES = 20
+MANIFEST_TIMEOUT = 180.0
+
+
+def normalize_env_name(name: str) -> str:
+    """Registry names (§3.1): lowercase, spaces/underscores -> ``-``, other characters dropped."""
+    text = re.sub(r"[\s_]+", "-", name.strip().lower())
+    text = re.sub(r"[^a-z0-9.-]", "", text)
+    return re.sub(r"-{2,}", "-", text).strip("-.")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def platform_id(data_dir: Path) -> str:
+    """The value of `IMAGE_LABEL` on the images of the platform serving from ``data_dir``."""
+    return _hash(str(Path(data_dir).resolve()))[:12]
+
+
+class BuildFailed(Exception):
+    """A build step failed; ``lines`` are the failing lines shown as the error message."""
+
+
+class BuildLog:
+    """One build's log: JSON lines ``{"t": ms, "m": text}``, secrets masked on the way in."""
+
+    def __init__(self, path: Path, hide: Callable[[str], str]) -> None:
+        self.path = path
+        self.hide = hide
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.tail: list[str] = []
+
+    def write(self, text: str) -> None:
+        for line in text.splitlines():
+            line = self.hide(line.rstrip())
+            if not line.strip():
+                continue
+            self.tail = [*self.tail[-(ERROR_LINES * 2) :], line]
+            self._fh.write(json.dumps({"t": int(time.time() * 1000), "m": line}) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class BuildService:
+    def __init__(
+        self,
+        db: Database,
+        data_dir: Path,
+        *,
+        registry: str | None = None,
+        storage: Storage | None = None,
+    ) -> None:
+        self.db = db
+        self.data_dir = Path(data_dir)
+        self.storage: Storage = storage or LocalStorage(self.data_dir / "uploads")
+        self.logs = self.data_dir / "builds"
+        self.vault = Vault(self.data_dir)
+        self.registry = registry.rstrip("/") if registry else None
+        self.platform_id = platform_id(self.data_dir)
+        self._jobs: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._lock = asyncio.Lock()
+
+    # -- registry (§3.1) --------------------------------------------------------------------
+    async def list_environments(
+        self, ident: Identity, *, search: str | None, limit: int, offset: int, sort_by: str | None
+    ) -> tuple[list[dict[str, Any]], int]:
+        where = [environments.c.team_id == ident.team_id]
+        if search:
+            where.append(environments.c.name.contains(normalize_env_name(search) or search))
+        order = environments.c.created_at.desc() if sort_by == "date" else environments.c.name.asc()
+        async with self.db.read() as conn:
+            total = (
+                await conn.execute(select(func.count()).select_from(environments).where(*where))
+            ).scalar_one()
+            rows = (
+                await conn.execute(
+                    select(environments).where(*where).order_by(order).limit(limit).offset(offset)
+                )
+            ).all()
+            items = [await self._environment(conn, row) for row in rows]
+        return items, total
+
+    async def get_environment(self, ident: Identity, env_id: str) -> dict[str, Any]:
+        eid = parse_uuid(env_id, "environment")
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(environments).where(
+                        environments.c.id == eid, environments.c.team_id == ident.team_id
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"environment {env_id} not found")
+            return await self._environment(conn, row)
+
+    async def _environment(self, conn: AsyncConnection, row: Any) -> dict[str, Any]:
+        latest = await self._latest(conn, row.id)
+        names = (
+            await conn.execute(
+                select(environment_secrets.c.name).where(
+                    environment_secrets.c.environment_id == row.id
+                )
+            )
+        ).scalars()
+        return {
+            "id": str(row.id),
+            "name": row.name,
+            "project_id": str(row.project_id) if row.project_id else None,
+            "created_at": iso(row.created_at),
+            "runtime_provider": row.runtime_provider,
+            "secret_names": sorted(names),
+            "latest_build": _build(latest) if latest is not None else None,
+        }
+
+    async def _latest(self, conn: AsyncConnection, env_id: uuid.UUID) -> Any:
+        return (
+            await conn.execute(
+                select(builds)
+                .where(builds.c.environment_id == env_id, builds.c.status == "SUCCEEDED")
+                .order_by(builds.c.version.desc())
+                .limit(1)
+            )
+        ).first()
+
+    async def latest_build(self, ident: Identity, name: str) -> dict[str, Any] | None:
+        """The newest successful build of the environment called ``name`` (any spelling)."""
+        async with self.db.read() as conn:
+            env = (
+                await conn.execute(
+                    select(environments).where(
+                        environments.c.team_id == ident.team_id,
+                        environments.c.name == normalize_env_name(name),
+                    )
+                )
+            ).first()
+            if env is None:
+                return None
+            row = await self._latest(conn, env.id)
+        return None if row is None else {**_build(row), "registry_id": str(env.id)}
+
+    async def secrets_for(self, team_id: uuid.UUID, env_id: uuid.UUID) -> dict[str, str]:
+        """The environment's secrets in clear, for injecting into its containers only."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(environment_secrets).where(
+                        environment_secrets.c.environment_id == env_id
+                    )
+                )
+            ).all()
+        return {r.name: self.vault.open(r.value) for r in rows}
+
+    # -- builds (§3.2) ----------------------------------------------------------------------
+    async def upload_url(self, ident: Identity, base_url: str) -> dict[str, Any]:
+        build_id = uuid.uuid4()
+        token = _secrets.token_urlsafe(32)
+        async with self.db.write() as conn:
+            await conn.execute(
+                builds.insert().values(
+                    id=build_id,
+                    team_id=ident.team_id,
+                    user_id=ident.user_id,
+                    status="UPLOADING",
+                    upload_token=_hash(token),
+                    no_cache=0,
+                    created_at=now(),
+                )
+            )
+        url = f"{base_url.rstrip('/')}/v2/builds/{build_id}/upload?token={token}"
+        return {"build_id": str(build_id), "upload_url": url}
+
+    async def receive_upload(
+        self, build_id: str, token: str | None, chunks: AsyncIterator[bytes]
+    ) -> int:
+        bid = parse_uuid(build_id, "build")
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(builds).where(builds.c.id == bid))).first()
+        if row is None or not token or not _secrets.compare_digest(row.upload_token, _hash(token)):
+            raise NotFound(f"upload {build_id} not found")
+        if row.status != "UPLOADING":
+            raise Invalid(f"build {build_id} was already triggered")
+        key = f"contexts/{bid}.tar.gz"
+        size = await self.storage.put(key, chunks, limit=MAX_UPLOAD)
+        async with self.db.write() as conn:
+            await conn.execute(update(builds).where(builds.c.id == bid).values(upload_key=key))
+        return size
+
+    async def trigger(self, ident: Identity, body: dict[str, Any]) -> dict[str, Any]:
+        bid = parse_uuid(body.get("build_id"), "build")
+        raw_name = str(body.get("name") or "").strip()
+        name = normalize_env_name(raw_name)
+        if not name:
+            raise Invalid("name: the environment needs a name (Environment(name=...))")
+        env_vars = body.get("environment_variables") or {}
+        if not isinstance(env_vars, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
+        ):
+            raise Invalid("environment_variables: expected an object of strings")
+        registry_id = body.get("registry_id")
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(
+                    select(builds).where(builds.c.id == bid, builds.c.team_id == ident.team_id)
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"build {body.get('build_id')} not found")
+            if row.status != "UPLOADING":
+                raise Invalid(f"build {bid} was already triggered")
+            if not row.upload_key:
+                raise Invalid(f"build {bid} has no upload: PUT the context to its upload_url")
+            if registry_id:
+                env = (
+                    await conn.execute(
+                        select(environments).where(
+                            environments.c.id == parse_uuid(registry_id, "environment"),
+                            environments.c.team_id == ident.team_id,
+                        )
+                    )
+                ).first()
+                if env is None:
+                    raise NotFound(f"environment {registry_id} not found")
+            else:
+                env = (
+                    await conn.execute(
+                        select(environments).where(
+                            environments.c.team_id == ident.team_id,
+                            environments.c.name == name,
+                        )
+                    )
+                ).first()
+            project_id = body.get("project_id")
+            env_values: dict[str, Any] = {}
+            if body.get("runtime_provider"):
+                env_values["runtime_provider"] = str(body["runtime_provider"])
+            if env is None:
+                env_id = uuid.uuid4()
+                await conn.execute(
+                    environments.insert().values(
+                        id=env_id,
+                        team_id=ident.team_id,
+                        project_id=parse_uuid(project_id, "project") if project_id else None,
+                        name=name,
+                        created_at=now(),
+                        **env_values,
+                    )
+                )
+            else:
+                env_id = env.id
+                if env_values:
+                    await conn.execute(
+                        update(environments).where(environments.c.id == env_id).values(**env_values)
+                    )
+            for key, value in env_vars.items():
+                await conn.execute(
+                    environment_secrets.delete().where(
+                        environment_secrets.c.environment_id == env_id,
+                        environment_secrets.c.name == key,
+                    )
+                )
+                await conn.execute(
+                    environment_secrets.insert().values(
+                        environment_id=env_id,
+                        name=key,
+                        value=self.vault.seal(value),
+                        updated_at=now(),
+                    )
+                )
+            version = (
+                await conn.execute(
+                    select(func.coalesce(func.max(builds.c.version), 0)).where(
+                        builds.c.environment_id == env_id
+                    )
+                )
+            ).scalar_one() + 1
+            build_args = body.get("build_args") or None
+            await conn.execute(
+                update(builds)
+                .where(builds.c.id == bid)
+                .values(
+                    environment_id=env_id,
+                    name=raw_name,
+                    status="IN_PROGRESS",
+                    no_cache=1 if body.get("no_cache") else 0,
+                    build_args=build_args,
+                    runtime_config=body.get("runtime_config") or None,
+                    version=version,
+                    uri=self._image_ref(ident.team_id, name, version),
+                    started_at=now(),
+                )
+            )
+        hidden = sorted(body.get("build_secrets") or {})
+        self._start(bid, ident.team_id, env_id, hidden)
+        return {"id": str(bid), "registry_id": str(env_id), "version": version}
+
+    def _image_ref(self, team_id: uuid.UUID, name: str, version: int) -> str:
+        repo = f"hud-env/{name}-{team_id.hex[:8]}"
+        return f"{self.registry}/{repo}:v{version}" if self.registry else f"{repo}:v{version}"
+
+    async def status(self, ident: Identity, build_id: str) -> dict[str, Any]:
+        row = await self._row(ident, build_id)
+        if row.status in ACTIVE and row.id not in self._jobs:
+            # No job of this process runs it: the platform restarted during the build.
+            await self._finish(row.id, "FAILED", error="the platform restarted during this build")
+            row = await self._row(ident, build_id)
+        return _build(row)
+
+    async def _row(self, ident: Identity, build_id: str) -> Any:
+        bid = parse_uuid(build_id, "build")
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(builds).where(builds.c.id == bid, builds.c.team_id == ident.team_id)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"build {build_id} not found")
+        return row
+
+    async def check_access(self, ident: Identity, build_id: str) -> uuid.UUID:
+        return (await self._row(ident, build_id)).id
+
+    def log_path(self, bid: uuid.UUID) -> Path:
+        return self.logs / f"{bid}.log"
+
+    async def follow(self, ident: Identity, build_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The build's log frames (§3.3) as they are written, then its end."""
+        bid = await self.check_access(ident, build_id)
+        path = self.log_path(bid)
+        offset = 0
+        pending = b""
+        yield {"type": "status", "message": f"Streaming logs of build {bid}"}
+        while True:
+            status = (await self._row(ident, build_id)).status
+            if bid not in self._jobs and status in ACTIVE:
+                status = (await self.status(ident, build_id))["status"]
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read(1 << 20)
+            except FileNotFoundError:
+                data = b""
+            offset += len(data)
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                yield {"type": "log", "message": entry.get("m", ""), "timestamp": entry.get("t")}
+            if status in TERMINAL and not data:
+                yield {"type": "status_update", "status": status}
+                if status == "SUCCEEDED":
+                    yield {"type": "complete", "message": "Build succeeded"}
+                else:
+                    row = await self._row(ident, build_id)
+                    yield {"type": "error", "error": row.error_message or status}
+                return
+            if not data:
+                await asyncio.sleep(0.2)
+
+    # -- the build job ------------------------------------------------------------------------
+    def _start(
+        self, bid: uuid.UUID, team_id: uuid.UUID, env_id: uuid.UUID, build_secrets: list[str]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._run(bid, team_id, env_id, build_secrets)
+        )
+        self._jobs[bid] = task
+        task.add_done_callback(lambda _t: self._jobs.pop(bid, None))
+
+    async def _finish(
+        self,
+        bid: uuid.UUID,
+        status: str,
+        *,
+        error: str | None = None,
+        manifest: dict[str, Any] | None = None,
+        runtime_config: dict[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "finished_at": now(), "error_message": error}
+        if manifest is not None:
+            values["manifest"] = manifest
+        if runtime_config is not None:
+            values["runtime_config"] = runtime_config
+        async with self.db.write() as conn:
+            await conn.execute(update(builds).where(builds.c.id == bid).values(**values))
+
+    async def _run(
+        self, bid: uuid.UUID, team_id: uuid.UUID, env_id: uuid.UUID, build_secrets: list[str]
+    ) -> None:
+        from hud.eval.runtimes.docker import in_thread
+
+        secret_values = await self.secrets_for(team_id, env_id)
+
+        def hide(text: str) -> str:
+            for value in secret_values.values():
+                if len(value) >= 3:
+                    text = text.replace(value, "***")
+            return text
+
+        blog = BuildLog(self.log_path(bid), hide)
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(builds).where(builds.c.id == bid))).first()
+        assert row is not None
+        workdir = Path(tempfile.mkdtemp(prefix=f"hud-build-{bid.hex[:8]}-"))
+        try:
+            blog.write(f"Build {bid}: {row.name} v{row.version} -> {row.uri}")
+            if build_secrets:
+                blog.write(
+                    "warning: build secrets are not supported by this platform's builder; "
+                    f"ignored: {', '.join(build_secrets)}"
+                )
+            context = workdir / "context.tar"
+            with self.storage.open(row.upload_key) as src, open(context, "wb") as out:
+                names = await in_thread(_refilter, src, out)
+            config = dict(row.runtime_config or {})
+            compose_doc = _compose_document(names, config)
+            runtime_config: dict[str, Any] | None = None
+            if compose_doc is not None:
+                runtime_config = await self._build_compose(row, context, compose_doc, blog)
+            else:
+                dockerfile = next((d for d in DOCKERFILES if d in names), None)
+                if dockerfile is None:
+                    raise BuildFailed(
+                        "the context has no Dockerfile.hud or Dockerfile (nor a compose.yaml "
+                        "with a 'main' service) at its top level"
+                    )
+                blog.write(f"Building {row.uri} from {dockerfile}")
+                await in_thread(self._docker_build, row, context, dockerfile, blog)
+                if self.registry:
+                    await in_thread(self._push, row.uri, blog)
+            blog.write("Serving the image once to read its manifest (hello + tasks.list)")
+            manifest = await self._manifest(row.uri, runtime_config, secret_values)
+            blog.write(
+                f"Manifest: {len(manifest.get('tasks') or [])} task(s), "
+                f"{len(manifest.get('capabilities') or [])} capability(ies)"
+            )
+            blog.write(f"Build succeeded: {row.uri}")
+            await self._finish(bid, "SUCCEEDED", manifest=manifest, runtime_config=runtime_config)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._finish(bid, "FAILED", error="the build was cancelled"))
+            raise
+        except Exception as exc:
+            if isinstance(exc, BuildFailed):
+                message = str(exc)
+            else:
+                log.exception("build %s crashed", bid)
+                message = f"{type(exc).__name__}: {exc}"
+            message = hide(message)
+            blog.write(message)
+            blog.write("Build failed")
+            await self._finish(bid, "FAILED", error=message)
+        finally:
+            blog.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _labels(self, bid: uuid.UUID) -> dict[str, str]:
+        return {IMAGE_LABEL: self.platform_id, BUILD_LABEL: str(bid)}
+
+    def _docker_build(self, row: Any, context: Path, dockerfile: str, blog: BuildLog) -> None:
+        import docker.errors
+
+        from hud.eval.runtimes.docker import docker_client
+
+        api = docker_client().api
+        try:
+            with open(context, "rb") as fh:
+                for chunk in api.build(
+                    fileobj=fh,
+                    custom_context=True,
+                    tag=row.uri,
+                    dockerfile=dockerfile,
+                    buildargs=row.build_args or None,
+                    nocache=bool(row.no_cache),
+                    rm=True,
+                    forcerm=True,
+                    decode=True,
+                    labels=self._labels(row.id),
+                ):
+                    if "stream" in chunk:
+                        blog.write(str(chunk["stream"]))
+                    if "error" in chunk:
+                        blog.write(str(chunk["error"]))
+                        raise BuildFailed("\n".join(blog.tail[-ERROR_LINES:]))
+        except docker.errors.APIError as exc:
+            raise BuildFailed(f"docker build failed: {exc.explanation or exc}") from None
+
+    def _push(self, ref: str, blog: BuildLog) -> None:
+        from hud.eval.runtimes.docker import docker_client
+
+        repo, _, tag = ref.rpartition(":")
+        blog.write(f"Pushing {ref}")
+        last = ""
+        for chunk in docker_client().api.push(repo, tag=tag, stream=True, decode=True):
+            if "error" in chunk:
+                raise BuildFailed(f"pushing {ref} failed: {chunk['error']}")
+            status = str(chunk.get("status") or "")
+            if status and status != last and not chunk.get("progressDetail"):
+                blog.write(f"{chunk.get('id', '')} {status}".strip())
+                last = status
+        blog.write(f"Pushed {ref}")
+
+    async def _build_compose(
+        self, row: Any, context: Path, document: str, blog: BuildLog
+    ) -> dict[str, Any]:
+        """Build a Compose environment's images; its runtime document names them by tag."""
+        from hud.eval.runtimes.docker import Compose, in_thread
+
+        root = self.data_dir / "contexts" / str(row.id)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tarfile.open(context) as tar:
+            tar.extractall(root, filter="data")
+        project = f"hudbuild-{row.id.hex[:12]}"
+        base = Compose(project, [root / document], project_dir=root)
+        services = (await base.config()).get("services") or {}
+        if "main" not in services:
+            raise BuildFailed(
+                f"{document} has no service 'main' (services: {', '.join(sorted(services))}); "
+                "'main' serves the control channel"
+            )
+        repo, _, tag = row.uri.rpartition(":")
+        images: dict[str, str] = {}
+        override: dict[str, Any] = {"services": {}}
+        for svc, spec in services.items():
+            if "build" in spec:
+                ref = row.uri if svc == "main" else f"{repo}-{svc}:{tag}"
+                images[svc] = ref
+                override["services"][svc] = {
+                    "image": ref,
+                    "build": {"labels": self._labels(row.id)},
+                }
+        over = root.parent / f"{row.id}.override.json"
+        over.write_text(json.dumps(override))
+        compose = Compose(project, [root / document, over], project_dir=root)
+        blog.write(f"Building Compose project {document}: {', '.join(sorted(images)) or 'none'}")
+        argv = compose.argv("build", *(["--no-cache"] if row.no_cache else []))
+        code = await _stream(argv, blog)
+        if code != 0:
+            raise BuildFailed("\n".join(blog.tail[-ERROR_LINES:]))
+        resolved = await compose.config()
+        for spec in (resolved.get("services") or {}).values():
+            spec.pop("build", None)
+        resolved.pop("name", None)
+        for kind in ("networks", "volumes"):
+            for spec in (resolved.get(kind) or {}).values():
+                if isinstance(spec, dict) and str(spec.get("name", "")).startswith(project):
+                    spec.pop("name")  # each run's project names its own
+        if self.registry:
+            for ref in images.values():
+                await in_thread(self._push, ref, blog)
+        if "main" not in images:
+            row_uri = (resolved["services"]["main"] or {}).get("image")
+            if row_uri:
+                async with self.db.write() as conn:
+                    await conn.execute(
+                        update(builds).where(builds.c.id == row.id).values(uri=row_uri)
+                    )
+        return {"compose": {"document": resolved, "root": str(root)}}
+
+    async def _manifest(
+        self, image: str, runtime_config: dict[str, Any] | None, env_vars: dict[str, str]
+    ) -> dict[str, Any]:
+        from hud.clients.client import HudClient
+        from hud.eval.runtimes.docker import DockerRuntime
+        from hud.eval.task import Task
+
+        config = runtime_config or {"image": image}
+        runtime = DockerRuntime(runtime_config=config, env_vars=env_vars, prefork=0)
+        probe = Task(env="manifest", id="manifest")
+        try:
+            async with asyncio.timeout(MANIFEST_TIMEOUT), runtime(probe) as rt:
+                client = HudClient(rt.url, token=rt.params.get("token"))
+                try:
+                    await client.connect()
+                    hello = await client.hello()
+                    listed = await client.list_tasks()
+                finally:
+                    with contextlib.suppress(Exception):
+                        await client.close()
+        except TimeoutError:
+            raise BuildFailed(
+                f"the image did not serve hello within {MANIFEST_TIMEOUT:g}s"
+            ) from None
+        except Exception as exc:
+            raise BuildFailed(f"serving the built image failed: {exc}") from None
+        info = dict(hello)
+        caps = [
+            {"name": b.get("name"), "protocol": b.get("protocol")}
+            for b in info.get("bindings") or []
+            if isinstance(b, dict)
+        ]
+        return {
+            "env": info.get("env") or {},
+            "protocol_version": info.get("protocol_version"),
+            "tasks": listed,
+            "capabilities": caps,
+        }
+
+
+def _refilter(src: Any, out: Any) -> list[str]:
+    from hud.platform.client.context import refilter
+
+    return refilter(src, out)
+
+
+def _compose_document(names: list[str], config: dict[str, Any]) -> str | None:
+    compose = config.get("compose") if isinstance(config, dict) else None
+    if isinstance(compose, dict) and isinstance(compose.get("document"), str):
+        doc = compose["document"].removeprefix("./")
+        if doc not in names:
+            raise BuildFailed(f"runtime_config.compose.document {doc!r} is not in the upload")
+        return doc
+    if any(d in names for d in DOCKERFILES):
+        return None
+    return next((c for c in COMPOSE_FILES if c in names), None)
+
+
+async def _stream(argv: list[str], blog: BuildLog) -> int:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    async for line in proc.stdout:
+        blog.write(line.decode("utf-8", "replace"))
+    return await proc.wait()
+
+
+def _build(row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": str(row.id),
+        "status": row.status if row.status != "UPLOADING" else "PENDING",
+        "name": row.name,
+        "registry_id": str(row.environment_id) if row.environment_id else None,
+        "version": str(row.version) if row.version is not None else None,
+        "uri": row.uri,
+        "error_message": row.error_message,
+        "manifest": row.manifest,
+        "created_at": iso(row.created_at),
+        "finished_at": iso(row.finished_at),
+    }
+    if row.runtime_config:
+        out["runtime_config"] = row.runtime_config
+    return out
+
+
+__all__ = ["BuildService", "normalize_env_name", "platform_id"]
