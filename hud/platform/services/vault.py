@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 KEY_FILE = "secret.key"
 
@@ -13,9 +14,9 @@ KEY_FILE = "secret.key"
 class Vault:
     def __init__(self, data_dir: Path) -> None:
         self.path = Path(data_dir) / KEY_FILE
-        self._fernet = None
+        self._fernet: Any = None
 
-    def _box(self):
+    def _box(self) -> Any:
         if self._fernet is None:
             from cryptography.fernet import Fernet
 
