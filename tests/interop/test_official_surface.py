@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import subprocess
+from pathlib import Path
 
 from .helpers import PEER_PY, peer_environ, requires_peer
 
@@ -61,3 +62,65 @@ def test_the_list_is_what_the_official_module_exports() -> None:
     for name in ("Citation", "ContentResult", "Sample", "StateFeature", "InferenceStep",
                  "ObservationStep", "VideoSegmentStep", "CodexCLIConfig"):  # fmt: skip
         assert set(theirs["fields"][name]) <= set(getattr(ours, name).model_fields), name
+
+
+ENV_PY = """from hud import Environment
+
+env = Environment(name="msgs")
+
+
+@env.template()
+async def chat(word: str = "caf\\u00e9"):
+    answer = yield [{"role": "user", "content": f"say {word} \\u2713"}]
+    yield 1.0 if answer == word else 0.0
+"""
+TASKS_PY = "from env import chat\n\ntasks = [chat(), chat(word='na\\u00efve')]\n"
+
+
+@requires_peer[0]
+@requires_peer[1]
+def test_task_cli_output_matches_the_official_cli(tmp_path: Path) -> None:
+    """`hud task list --json` and `hud task start` (a list-of-messages prompt) print the same
+    bytes as the official CLI (start/grade attached to one of our servers)."""
+    import sys
+
+    from .helpers import PEER_HUD, REPO, our_environ, start_server
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "env.py").write_text(ENV_PY, encoding="utf-8")
+    (project / "tasks.py").write_text(TASKS_PY, encoding="utf-8")
+
+    def run(impl: str, *args: str) -> subprocess.CompletedProcess[str]:
+        home = tmp_path / f"home-{impl}"
+        (home / ".hud" / ".cache").mkdir(parents=True, exist_ok=True)
+        env = peer_environ() if impl == "peer" else our_environ()
+        env["HOME"] = str(home)
+        if impl == "peer":
+            cache = Path(peer_environ()["HOME"]) / ".hud" / ".cache" / "version_check.json"
+            (home / ".hud" / ".cache" / "version_check.json").write_bytes(cache.read_bytes())
+        argv = [str(PEER_HUD)] if impl == "peer" else [sys.executable, "-m", "hud"]
+        return subprocess.run(
+            [*argv, *args],
+            cwd=project,
+            env={**env, "PYTHONPATH": str(REPO)} if impl == "ours" else env,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=120,
+        )
+
+    server = start_server("ours", project / "env.py")
+    outputs: dict[str, list[str]] = {}
+    try:
+        for impl in ("peer", "ours"):
+            listed = run(impl, "task", "list", "--json")
+            assert listed.returncode == 0, listed.stderr
+            slug = json.loads(listed.stdout)[1]["slug"]
+            started = run(impl, "task", "start", slug, "-s", ".", "--url", server.url)
+            assert started.returncode == 0, started.stderr
+            outputs[impl] = [listed.stdout, started.stdout]  # the server stop ends the task
+    finally:
+        server.stop()
+    assert outputs["ours"] == outputs["peer"]
+    assert outputs["ours"][1] == '[{"role": "user", "content": "say na\\u00efve \\u2713"}]\n'
