@@ -394,6 +394,51 @@ async def test_failed_restore_refuses_new_rollouts(root: Path, caplog: Any) -> N
     assert "could not be restored" in caplog.text
 
 
+@needs_sandbox
+@needs_limits
+async def test_a_killed_server_leaves_nothing_behind_the_next_start(root: Path) -> None:
+    """A server SIGKILLed mid-rollout leaves its tmpfs mounts and cgroups; the next workspace
+    started on the machine cleans them and gets the root as prepared."""
+    script = (
+        "import asyncio, os, signal, sys\n"
+        "from hud.environment.workspace import Workspace\n"
+        "from hud.environment.environment import current_session_id\n"
+        "async def main():\n"
+        "    ws = Workspace(sys.argv[1])\n"
+        "    await ws.start()\n"
+        "    await ws.begin_session('s')\n"
+        "    current_session_id.set('s')\n"
+        "    await ws.exec('echo agent > mine.txt; sleep 60 & true')\n"
+        "    print('READY', flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "asyncio.run(main())\n"
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, str(root), stdout=asyncio.subprocess.PIPE, cwd=REPO
+    )
+    out, _ = await asyncio.wait_for(child.communicate(), 60)
+    assert b"READY" in out and child.returncode == -9
+
+    def leftovers() -> list[str]:
+        text = Path("/proc/self/mountinfo").read_text()
+        mounts = [
+            ln for ln in text.splitlines() if "hud-workspace" in ln and f"-{child.pid}-" in ln
+        ]
+        roots = [ln for ln in text.splitlines() if "hud-workspace" in ln and f" {root} " in ln]
+        assert not isinstance(CGROUPS, str)
+        groups = [p for b in CGROUPS.bases.values() for p in b.glob(f"hud-ws-{child.pid}-*")]
+        return mounts + roots + [str(g) for g in groups]
+
+    assert leftovers()  # the crash left them
+    ws = Workspace(root)
+    await ws.start()
+    try:
+        assert not leftovers()
+        assert sorted(os.listdir(root)) == ["seed.txt", "src"]
+    finally:
+        await ws.stop()
+
+
 @pytest.mark.skipif(
     not (shutil.which("setpriv") and shutil.which("unshare")), reason="needs util-linux tools"
 )

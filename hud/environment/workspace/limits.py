@@ -17,6 +17,8 @@ import ctypes.util
 import errno
 import logging
 import os
+import re
+import shutil
 import signal
 import time
 from collections.abc import Mapping
@@ -402,3 +404,72 @@ def tmpfs_problem(scratch: Path) -> str | None:
         with contextlib.suppress(OSError):
             probe.rmdir()
     return None
+
+
+# -- leftovers of a server that died --------------------------------------------------------------
+
+#: Names carrying the pid of the server that made them: its state directory and its cgroups.
+STALE_NAME = re.compile(r"hud-ws-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_members(path: Path, deadline: float) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            pids = [int(x) for x in (path / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def sweep_stale(support: CgroupSupport | None, scratch: Path | None = None) -> int:
+    """Clean what servers that died (SIGKILL) left: their rollout tmpfs mounts, their rollout
+    cgroups and their state directories under ``scratch``; returns how many (blocking)."""
+    cleaned = 0
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except OSError:
+        lines = []
+    for line in reversed(lines):  # nested mounts first
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) < 5 or right.split()[1:2] != ["hud-workspace"]:
+            continue
+        point = fields[4].replace("\\040", " ")
+        found = STALE_NAME.search(point)
+        if found and not _alive(int(found.group(1))):
+            with contextlib.suppress(OSError):
+                unmount(Path(point))
+                cleaned += 1
+    groups = [base.iterdir() for base in (support.bases.values() if support else ())]
+    dirs = [scratch.iterdir()] if scratch is not None else []
+    for kind, listing in [("cgroup", g) for g in groups] + [("state", d) for d in dirs]:
+        with contextlib.suppress(OSError):
+            for entry in listing:
+                found = STALE_NAME.match(entry.name)
+                if not (found and entry.is_dir() and not _alive(int(found.group(1)))):
+                    continue
+                with contextlib.suppress(OSError):
+                    if kind == "cgroup":
+                        _kill_members(entry, 2.0)
+                        entry.rmdir()
+                    else:
+                        shutil.rmtree(entry, ignore_errors=True)
+                    cleaned += 1
+    return cleaned

@@ -41,6 +41,7 @@ from hud.environment.workspace.limits import (
     coerce_limits,
     detect_cgroups,
     mount_tmpfs,
+    sweep_stale,
     tmpfs_problem,
     unmount,
 )
@@ -260,9 +261,11 @@ class Workspace:
             env=dict(self.env),
         )
         self.credentials_dir = private_dir("hud-ssh-", self.prepared_root, self.credentials_base)
-        self._state_dir = private_dir("hud-ws-", self.prepared_root, None)
+        self._state_dir = private_dir(f"hud-ws-{os.getpid()}-", self.prepared_root, None)
         try:
             await asyncio.to_thread(self._check_limits, self._state_dir)
+            if self._mount or self._cgroups is not None:
+                await asyncio.to_thread(sweep_stale, self._cgroups, self._state_dir.parent)
         except BaseException:
             await asyncio.to_thread(remove_tree, self._state_dir)
             raise
