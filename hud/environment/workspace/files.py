@@ -16,6 +16,7 @@ import errno
 import os
 import platform
 import stat
+import sys
 from pathlib import Path, PurePosixPath
 
 from hud.protocol.errors import HudError
@@ -34,7 +35,10 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-_openat2_works: bool | None = None
+#: Whether openat2 works here (None: not tried yet); Linux only.
+_openat2_works: bool | None = None if sys.platform.startswith("linux") else False
+#: Flags to open a path without reading it (O_PATH is Linux only).
+_PATH_ONLY = getattr(os, "O_PATH", os.O_RDONLY | os.O_NONBLOCK)
 
 
 def _openat2(dirfd: int, path: str, flags: int) -> int:
@@ -155,7 +159,7 @@ def exists_beneath(
     try:
         if _openat2_works is not False and platform.machine() in _SYS_OPENAT2:
             try:
-                fd = _openat2(rootfd, "/".join(parts) or ".", os.O_PATH)
+                fd = _openat2(rootfd, "/".join(parts) or ".", _PATH_ONLY)
             except OSError as exc:
                 if exc.errno in (errno.EXDEV, errno.ELOOP):
                     raise WorkspacePathError(
@@ -169,7 +173,7 @@ def exists_beneath(
                 os.close(fd)
                 return True
         try:
-            fd = _walk(rootfd, parts, os.O_PATH)
+            fd = _walk(rootfd, parts, _PATH_ONLY)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR) and not _has_link(rootfd, parts):
                 return False
