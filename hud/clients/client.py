@@ -293,7 +293,7 @@ class HudClient:
         return rid, data
 
     async def _reply(
-        self, channel: LineChannel | TransportChannel, method: str, rid: int
+        self, channel: LineChannel | TransportChannel | _StreamChannel, method: str, rid: int
     ) -> dict[str, Any]:
         """Read the reply to request ``rid``: its result, or `HudProtocolError`.
 
