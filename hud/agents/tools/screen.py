@@ -13,7 +13,7 @@ the RFB bit mask (1 left, 2 middle, 4 right).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 __all__ = ["BrowserScreen", "Screen"]
 
@@ -79,3 +79,11 @@ class BrowserScreen(Screen, Protocol):
     async def wheel(self, x: int, y: int, delta_x: float, delta_y: float) -> None:
         """Scroll by exact pixel deltas at ``(x, y)``."""
         ...
+
+
+if TYPE_CHECKING:  # the screen clients satisfy the contract (checked by mypy, free at run time)
+    from hud.clients.cdp_client import CDPClient
+    from hud.clients.rfb_client import RFBClient
+
+    def _conforms(rfb: RFBClient, cdp: CDPClient) -> tuple[Screen, BrowserScreen, Screen]:
+        return rfb, cdp, cdp
