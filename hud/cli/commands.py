@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     from hud.cli.platform_cmd import platform_app
     from hud.cli.serve_cmd import serve_command
     from hud.cli.set_cmd import set_command
+    from hud.cli.sync_cmd import sync_app
     from hud.cli.task_cmd import task_app
     from hud.cli.trace_cmd import trace_app
 
@@ -29,3 +30,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(platform_app, name="platform")
     app.command(name="login")(login_command)
     app.command(name="deploy")(deploy_command)
+    app.add_typer(sync_app, name="sync")

@@ -117,8 +117,9 @@ def create_app(
     data_dir: Path | None = None,
     registry: str | None = None,
 ) -> FastAPI:
-    from hud.platform.api import builds, device, telemetry, v2
+    from hud.platform.api import builds, device, tasksets, telemetry, v2
     from hud.platform.services.builds import BuildService
+    from hud.platform.services.tasksets import TasksetService
 
     app = FastAPI(title="HUD platform", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.db = db
@@ -127,6 +128,7 @@ def create_app(
     app.state.device = DeviceService(db, app.state.identity, interval=device_interval)
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="hud-platform-"))
     app.state.builds = BuildService(db, data_dir, registry=registry)
+    app.state.tasksets = TasksetService(db, app.state.builds)
 
     @app.exception_handler(PlatformError)
     async def _platform_error(_request: Request, exc: PlatformError) -> JSONResponse:
@@ -154,6 +156,7 @@ def create_app(
 
     app.include_router(v2.router)
     app.include_router(builds.router)
+    app.include_router(tasksets.router)
     app.include_router(telemetry.router)
     app.include_router(device.router)
 
