@@ -27,6 +27,7 @@ from hud.agents.tools.catalogs import claude_tools
 from hud.agents.tools.computer import SCREEN_FAMILIES, computer_tool
 from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
+from hud.capabilities import Capability
 from hud.eval.trace import MCPToolResult, Usage
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class ClaudeAgent(ToolAgent):
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return claude_tools(ops)
 
-    async def screen_tools(self, cap: Any, client: Screen) -> list[AgentTool]:
+    async def screen_tools(self, cap: Capability, client: Screen) -> list[AgentTool]:
         tool = await computer_tool(
             client,
             encoding=self.config.screenshot_encoding,

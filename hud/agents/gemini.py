@@ -33,6 +33,7 @@ from hud.agents.tools.gemini_computer import (
 )
 from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
+from hud.capabilities import Capability
 from hud.eval.trace import MCPToolResult, Usage
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class GeminiAgent(ToolAgent):
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return gemini_tools(ops)
 
-    async def screen_tools(self, cap: Any, client: Screen) -> list[AgentTool]:
+    async def screen_tools(self, cap: Capability, client: Screen) -> list[AgentTool]:
         return gemini_computer_tools(
             client,
             family=cap.family,

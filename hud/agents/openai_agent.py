@@ -30,6 +30,7 @@ from hud.agents.tools.computer import SCREEN_FAMILIES
 from hud.agents.tools.openai_computer import BLANK_PNG, NATIVE_TYPE, openai_computer_tool
 from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
+from hud.capabilities import Capability
 from hud.eval.trace import MCPToolResult, Usage
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ class OpenAIAgent(ToolAgent):
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:
         return openai_tools(ops)
 
-    async def screen_tools(self, cap: Any, client: Screen) -> list[AgentTool]:
+    async def screen_tools(self, cap: Capability, client: Screen) -> list[AgentTool]:
         tool = openai_computer_tool(
             client,
             family=cap.family,

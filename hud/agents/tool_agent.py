@@ -28,6 +28,7 @@ from hud.agents.tools.computer import add_screen_tools, pick_screen, screens_to_
 from hud.agents.tools.mcp import mcp_tools, sanitize_tool_name
 from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
+from hud.capabilities import Capability
 from hud.eval.trace import (
     AgentStep,
     MCPToolCall,
@@ -309,18 +310,18 @@ class ToolAgent(Agent):
         raise NotImplementedError
 
     # -- capabilities and tools ----------------------------------------------------------
-    async def screen_tools(self, cap: Any, client: Screen) -> list[AgentTool]:
+    async def screen_tools(self, cap: Capability, client: Screen) -> list[AgentTool]:
         """The computer-use tools on one screen (an ``rfb`` or ``cdp`` capability in
         `families`); none by default."""
         return []
 
-    async def open_capabilities(self, run: Run) -> list[tuple[Any, Any]]:
+    async def open_capabilities(self, run: Run) -> list[tuple[Capability, Any]]:
         """Open, in manifest order, every ``mcp`` binding and the first of each other family
         this agent has tools for (one screen at most: ``rfb`` before ``cdp``); protocols
         without a registered client are skipped."""
         bindings = list(getattr(run.client, "bindings", []) or []) if run._client else []
         families = screens_to_open(self.families, bindings)
-        opened: list[tuple[Any, Any]] = []
+        opened: list[tuple[Capability, Any]] = []
         seen: set[str] = set()
         for cap in bindings:
             fam = cap.family
@@ -335,7 +336,7 @@ class ToolAgent(Agent):
             opened.append((cap, client))
         return opened
 
-    async def build_tools(self, opened: list[tuple[Any, Any]]) -> list[AgentTool]:
+    async def build_tools(self, opened: list[tuple[Capability, Any]]) -> list[AgentTool]:
         tools: list[AgentTool] = []
         for cap, client in opened:
             if cap.family == "ssh":

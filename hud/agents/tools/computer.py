@@ -17,6 +17,7 @@ from typing import Any
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result, text_result
 from hud.agents.tools.mcp import sanitize_tool_name
 from hud.agents.tools.screen import Screen
+from hud.capabilities import Capability
 from hud.eval.trace import MCPToolResult
 
 __all__ = [
@@ -114,7 +115,7 @@ def x11_combo(keys: str | Iterable[str]) -> str:
     return "+".join(x11_key(p) for p in parts)
 
 
-def pick_screen(opened: list[tuple[Any, Any]]) -> tuple[Any, Screen] | None:
+def pick_screen(opened: list[tuple[Capability, Any]]) -> tuple[Capability, Screen] | None:
     """The ``(capability, client)`` a computer tool drives: ``rfb`` first, else ``cdp``."""
     for family in SCREEN_FAMILIES:
         for cap, client in opened:
@@ -123,7 +124,7 @@ def pick_screen(opened: list[tuple[Any, Any]]) -> tuple[Any, Screen] | None:
     return None
 
 
-def screens_to_open(families: frozenset[str], bindings: list[Any]) -> frozenset[str]:
+def screens_to_open(families: frozenset[str], bindings: list[Capability]) -> frozenset[str]:
     """``families`` minus the screen families after the first one ``bindings`` offer."""
     offered = {cap.family for cap in bindings}
     first = next((f for f in SCREEN_FAMILIES if f in offered and f in families), None)

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from hud.agents.tools.base import AgentTool, ToolContext
+from hud.capabilities import Capability
 from hud.eval.trace import MCPToolResult
 
 __all__ = ["MAX_TOOL_NAME", "mcp_tools", "sanitize_tool_name"]
@@ -56,7 +57,7 @@ def _proxy(client: Any, upstream: str) -> Any:
     return call
 
 
-async def mcp_tools(opened: list[tuple[Any, Any]]) -> list[AgentTool]:
+async def mcp_tools(opened: list[tuple[Capability, Any]]) -> list[AgentTool]:
     """Proxy tools for ``[(capability, MCPClient), ...]``; ``<cap>__<tool>`` with several.
 
     Two upstream tools that end up with the same name raise `ValueError`.
