@@ -24,7 +24,7 @@ _EXPORTS = {
     "Job": "hud.eval.job",
     "Run": "hud.eval.run",
     "Grade": "hud.eval.run",
-    "Trace": "hud.eval.trace",
+    "Trace": "hud.types.trace",
     "rollout": "hud.eval.rollout",
     "connect": "hud.clients",
     "HudError": "hud.protocol.errors",

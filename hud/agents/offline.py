@@ -6,8 +6,8 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Agent
-from hud.eval.trace import AgentStep
 from hud.protocol.errors import HudError
+from hud.types.trace import AgentStep
 
 if TYPE_CHECKING:
     from hud.environment.template import Template

@@ -23,7 +23,7 @@ from hud.agents.tool_agent import (
 from hud.agents.tools.base import AgentTool, result_images
 from hud.agents.tools.catalogs import chat_tools
 from hud.agents.tools.shell import ShellOps
-from hud.eval.trace import MCPToolResult, Usage
+from hud.types.trace import MCPToolResult, Usage
 
 if TYPE_CHECKING:
     from hud.eval.run import Run

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hud.agents.base import Agent, AgentConfig
-from hud.eval.trace import AgentStep, MCPToolCall, MCPToolResult, Step, ToolStep
 from hud.protocol.errors import HudError
+from hud.types.trace import AgentStep, MCPToolCall, MCPToolResult, Step, ToolStep
 
 if TYPE_CHECKING:
     from hud.eval.run import Run

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hud.clients.filetracking import summarize, tracks_files, workspace_diff
-from hud.eval.trace import Step, system_step, text_messages
+from hud.types.trace import Step, system_step, text_messages
 
 if TYPE_CHECKING:
     from hud.eval.run import Run

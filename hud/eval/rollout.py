@@ -12,8 +12,8 @@ from hud.eval.filetracking import diff_workspace
 from hud.eval.run import Grade, Run
 from hud.eval.runtime import Provider
 from hud.eval.task import Task
-from hud.eval.trace import Trace, system_step
 from hud.telemetry import attach as attach_spans
+from hud.types.trace import Trace, system_step
 
 #: Where each rollout runs (kept as an alias of the provider contract).
 Placement = Provider

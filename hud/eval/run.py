@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hud.eval.trace import Step, TaskCall, Trace, now_iso, system_step
+from hud.types.trace import Step, TaskCall, Trace, now_iso, system_step
 
 if TYPE_CHECKING:
     from hud.clients import HudClient

@@ -3,7 +3,7 @@
 With ``HUD_TELEMETRY_LOCAL_DIR`` set (process env, ``./.env`` or ``~/.hud/.env``), every step a
 rollout records is appended as one span line to ``<dir>/<trace id as 32 hex>.jsonl``, whatever
 the API key or ``HUD_TELEMETRY_ENABLED`` say. Export is best-effort: it never raises into a
-rollout. Hook: `attach(trace)` once the trace has its id (``run_batch`` does it).
+rollout. Hook: `attach(trace)` once the trace has its id (``rollout`` does it).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def new_span_id() -> str:
 
 def step_span(task_run_id: str, step: Any) -> dict[str, Any]:
     """The span of one recorded step, in the reference's exported shape."""
-    from hud.eval.trace import now_iso
+    from hud.types.trace import now_iso
 
     payload = step.model_dump(mode="json", exclude_none=True)
     end = step.ended_at or now_iso()

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hud.eval.trace import MCPToolResult
 from hud.protocol.errors import HudError
+from hud.types.trace import MCPToolResult
 
 __all__ = [
     "AgentTool",

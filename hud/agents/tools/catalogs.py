@@ -16,7 +16,7 @@ from hud.agents.tools.base import (
     text_result,
 )
 from hud.agents.tools.shell import CommandOutput, ShellOps, format_command
-from hud.eval.trace import MCPToolResult
+from hud.types.trace import MCPToolResult
 
 __all__ = ["chat_tools", "claude_tools", "gemini_tools", "openai_tools"]
 

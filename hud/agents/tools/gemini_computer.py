@@ -24,7 +24,7 @@ from typing import Any
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result
 from hud.agents.tools.computer import wheel_clicks, x11_key
 from hud.agents.tools.screen import Screen
-from hud.eval.trace import MCPToolResult
+from hud.types.trace import MCPToolResult
 
 __all__ = [
     "BROWSER_ONLY",

@@ -16,7 +16,7 @@ from typing import Any
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, image_result
 from hud.agents.tools.computer import screen_size, wheel_clicks, x11_combo, x11_key
 from hud.agents.tools.screen import Screen
-from hud.eval.trace import MCPToolResult
+from hud.types.trace import MCPToolResult
 
 __all__ = ["BLANK_PNG", "NATIVE_TYPE", "openai_computer_tool"]
 
