@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from hud.eval.run import Run
+from hud.types.job import JobSummary, RunRow
 
 RunListener = Callable[[Run], Any]
 
@@ -57,7 +57,8 @@ class Job:
     # -- figures ---------------------------------------------------------------------
     @staticmethod
     def counts(run: Run) -> bool:
-        """Whether a run counts toward `reward` (not a grading or rollout error)."""
+        """Whether a run counts toward `reward` (not a grading or rollout error): the one
+        definition of an errored rollout (``is_error``, `hud.types.job`)."""
         grade = run.grade
         if grade is None or grade.is_error:
             return False
@@ -68,15 +69,30 @@ class Job:
         return [r for r in self.runs if not self.counts(r)]
 
     @property
+    def summary(self) -> JobSummary:
+        """The job's figures (`JobSummary`, without timing)."""
+        return JobSummary.of(
+            RunRow(
+                slug=r.slug,
+                reward=r.reward,
+                status=r.status,
+                is_error=not self.counts(r),
+                answer=r.trace.content,
+            )
+            for r in self.runs
+        )
+
+    @property
     def reward(self) -> float:
-        """Mean reward over runs that did not error (0.0 if none)."""
-        good = [r.reward for r in self.runs if self.counts(r)]
-        return statistics.fmean(good) if good else 0.0
+        """Mean reward over runs that did not error (0.0 if none):
+        ``summary.mean_reward_excluding_errors``."""
+        value = self.summary.mean_reward_excluding_errors
+        return value if value is not None else 0.0
 
     @property
     def mean_reward(self) -> float:
-        """Mean reward over all runs, errors counted as 0."""
-        return statistics.fmean(r.reward for r in self.runs) if self.runs else 0.0
+        """Mean reward over all runs, errors counted as 0: ``summary.mean_reward``."""
+        return self.summary.mean_reward
 
     @property
     def results(self) -> dict[str, list[Run]]:

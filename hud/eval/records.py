@@ -48,12 +48,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hud.types.job import JobSummary, RunRow, TraceHeader, TraceRecord
+from hud.types.trace import Trace, now_iso
+
 __all__ = [
     "DEFAULT_JOBS_DIR",
     "JobRecord",
     "find_trace",
     "list_jobs",
     "load_trace_file",
+    "read_trace",
+    "run_row",
     "trace_events",
 ]
 
@@ -66,7 +71,6 @@ STATUSES = ("running", "completed", "interrupted", "failed")
 
 # -- file helpers ------------------------------------------------------------------------
 def _now() -> str:
-    from hud.eval.trace import now_iso
 
     return now_iso()
 
@@ -160,55 +164,43 @@ def step_json(step: Any) -> dict[str, Any]:
     return step.model_dump(mode="json", exclude_none=True)
 
 
-def _counts(run: Any) -> bool:
+def trace_header(run: Any, duration: float | None, finished_at: str) -> TraceHeader:
+    """The header of a finished rollout's trace file."""
     from hud.eval.job import Job
 
-    return Job.counts(run)
-
-
-def _trace_header(run: Any, duration: float | None, finished_at: str) -> dict[str, Any]:
     trace = run.trace
     grade = run.grade
     steps = trace.steps
-    return {
-        "type": "trace",
-        "trace_id": trace.trace_id,
-        "job_id": run.job_id,
-        "group_id": run.group_id,
-        "group_index": trace.extra.get("group_index"),
-        "slug": run.slug,
-        "task_id": run.task_id,
-        "args": run.args,
-        "reward": run.reward,
-        "grade": grade.raw if grade is not None else None,
-        "status": trace.status,
-        "stop_reason": trace.stop_reason,
-        "error": run.error,
-        "is_error": not _counts(run),
-        "content": trace.content,
-        "started_at": steps[0].started_at if steps else None,
-        "finished_at": finished_at,
-        "duration_s": duration,
-        "extra": trace.extra,
-    }
+    return TraceHeader(
+        trace_id=trace.trace_id,
+        job_id=run.job_id,
+        group_id=run.group_id,
+        group_index=trace.extra.get("group_index"),
+        slug=run.slug,
+        task_id=run.task_id,
+        args=run.args,
+        reward=run.reward,
+        grade=grade.raw if grade is not None else None,
+        status=trace.status,
+        stop_reason=trace.stop_reason,
+        error=run.error,
+        is_error=not Job.counts(run),
+        content=trace.content,
+        started_at=steps[0].started_at if steps else None,
+        finished_at=finished_at,
+        duration_s=duration,
+        extra=trace.extra,
+    )
 
 
-def _run_row(header: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "trace_id": header["trace_id"],
-        "slug": header["slug"],
-        "task_id": header["task_id"],
-        "args": header["args"],
-        "group_index": header["group_index"],
-        "reward": header["reward"],
-        "status": header["status"],
-        "stop_reason": header["stop_reason"],
-        "error": header["error"],
-        "is_error": header["is_error"],
-        "answer": header["content"],
-        "duration_s": header["duration_s"],
-        "finished_at": header["finished_at"],
-    }
+def run_row(run: Any, *, duration: float | None = None, finished_at: str | None = None) -> RunRow:
+    """The ``runs.jsonl`` row of a finished `Run`."""
+    return trace_header(run, duration, finished_at or _now()).row()
+
+
+def read_trace(path: Path) -> Trace:
+    """A trace file of a job record as a `Trace` (steps of their own classes)."""
+    return TraceRecord.from_lines(_read_jsonl(Path(path))).to_trace()
 
 
 # -- the job record ----------------------------------------------------------------------
@@ -346,16 +338,20 @@ class JobRecord:
             return "interrupted"
         return self.status
 
+    def mark_running(self) -> None:
+        """(Re)mark the record ``running`` under this process (a job starting or resuming)."""
+        self.status = "running"
+        self.pid = os.getpid()
+        self.updated_at = _now()
+        self._write()
+
     # -- wiring to a Job ---------------------------------------------------------------
     def attach(self, job: Any) -> None:
         """Record ``job``'s rollouts: stream steps as they happen, finalize each as it ends.
 
         Also (re)marks the record ``running`` under this process (for ``--resume``).
         """
-        self.status = "running"
-        self.pid = os.getpid()
-        self.updated_at = _now()
-        self._write()
+        self.mark_running()
         job.on_start(self.start_trace)
         job.on_run(self._on_run)
 
@@ -401,8 +397,9 @@ class JobRecord:
                 self.trace_path(trace_id), _dumps({"type": "step", **step_json(step)}), sync=False
             )
 
-    def add_run(self, run: Any) -> None:
-        """Write the final ``traces/<trace_id>.jsonl``, then append the row to ``runs.jsonl``."""
+    def add_run(self, run: Any) -> RunRow:
+        """Write the final ``traces/<trace_id>.jsonl``, then append the row to ``runs.jsonl``;
+        returns the row."""
         trace = run.trace
         if not trace.trace_id:
             trace.trace_id = uuid.uuid4().hex
@@ -415,17 +412,31 @@ class JobRecord:
         else:
             steps = trace.steps
             duration = _iso_seconds(steps[0].started_at, finished_at) if steps else None
-        header = _trace_header(run, duration, finished_at)
-        lines = [_dumps(header)]
-        lines.extend(_dumps({"type": "step", **step_json(s)}) for s in trace.steps)
+        header = trace_header(run, duration, finished_at)
+        record = TraceRecord(header=header, steps=list(trace.steps))
+        lines = [_dumps(line) for line in record.lines()]
         self.traces_dir.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.trace_path(trace_id), "\n".join(lines) + "\n")
-        _append_line(self.runs_file, _dumps(_run_row(header)))
+        row = header.row()
+        _append_line(self.runs_file, _dumps(row.model_dump(mode="json")))
+        return row
 
     # -- reading -----------------------------------------------------------------------
     def finished_runs(self) -> list[dict[str, Any]]:
         """Rows of ``runs.jsonl`` in the order they finished (a torn last line is ignored)."""
         return list(_read_jsonl(self.runs_file))
+
+    def rows(self) -> list[RunRow]:
+        """`finished_runs` as typed rows (unreadable rows skipped)."""
+        out = []
+        for row in self.finished_runs():
+            with contextlib.suppress(ValueError):
+                out.append(RunRow.model_validate(row))
+        return out
+
+    def read_trace(self, trace_id: str) -> Trace:
+        """The recorded trace ``trace_id`` as a `Trace`."""
+        return read_trace(self.trace_path(trace_id))
 
     def done_counts(self, *, retry_errors: bool = False) -> dict[str, int]:
         """Slug -> finished rollouts (``cancelled`` ones excluded; errored ones too with
@@ -465,18 +476,23 @@ class JobRecord:
             if not p.name.startswith(".") and p.stem not in done
         )
 
+    def summary_of_rows(self) -> JobSummary:
+        """`JobSummary` over the finished rows (no timing)."""
+        return JobSummary.of(self.rows())
+
     def stats(self) -> dict[str, Any]:
-        """Figures for listings: ``runs``, ``total``, ``errors`` (rollouts with status
-        ``error`` or excluded from the reward), ``reward`` (mean like `Job.reward`: over rows
-        not ``is_error``; None without any)."""
-        rows = self.finished_runs()
-        good = [float(r.get("reward") or 0.0) for r in rows if not r.get("is_error")]
+        """Figures for listings (`JobSummary`'s definitions): ``runs``, ``total``, ``errors``
+        (``error_count``: rollouts left out of the reward), ``failed_mid_run`` (graded after a
+        trace error), ``reward`` (``mean_reward_excluding_errors``, like `Job.reward`; None
+        without any)."""
+        summary = self.summary_of_rows()
         total = self.summary.get("total") or self.config.get("total")
         return {
-            "runs": len(rows),
+            "runs": summary.run_count,
             "total": total if isinstance(total, int) else None,
-            "errors": sum(1 for r in rows if r.get("is_error") or r.get("status") == "error"),
-            "reward": sum(good) / len(good) if good else None,
+            "errors": summary.error_count,
+            "failed_mid_run": summary.failed_mid_run,
+            "reward": summary.mean_reward_excluding_errors,
         }
 
 

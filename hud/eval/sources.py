@@ -10,7 +10,10 @@ from typing import Any
 from hud.environment.loader import LoadError
 from hud.eval.taskset import Taskset
 
-TASK_FILE_SUFFIXES = (".json", ".jsonl")
+#: The files a task source can be (besides a directory): Python modules and row files.
+TASK_FILE_SUFFIXES = (".py", ".json", ".jsonl")
+#: Row files (read by `Taskset.from_file`; no import).
+ROW_FILE_SUFFIXES = (".json", ".jsonl")
 
 
 def defines_environment(path: Path) -> bool:
@@ -55,33 +58,20 @@ class Source:
 
 
 def load_source(source: str | Path, *, strict: bool = False) -> Source:
-    """Load a .py file, a directory, a .json/.jsonl task file, or a Harbor task or dataset
-    directory (``task.toml``/``task.yaml``; see `hud.integrations.harbor.adapt`)."""
+    """Load a .py file, a directory, a .json/.jsonl task file, or a directory another package
+    reads (the ``hud.task_sources`` loaders, `hud.types.hooks`: Harbor task and dataset
+    directories with ``task.toml``/``task.yaml``, see `hud.integrations.harbor.adapt`)."""
     path = Path(source)
     if not path.exists():
         raise LoadError(f"task source {str(source)!r} does not exist")
     if path.is_dir():
-        from hud.integrations.harbor.taskdir import is_harbor_path
+        from hud.types.hooks import task_source_loaders
 
-        if is_harbor_path(path):
-            return _load_harbor(path)
-    if path.is_file() and path.suffix not in (".py", *TASK_FILE_SUFFIXES):
+        for load in task_source_loaders():
+            loaded = load(path)
+            if loaded is not None:
+                return loaded
+    if path.is_file() and path.suffix not in TASK_FILE_SUFFIXES:
         raise LoadError(f"{path} is not a .py, .json or .jsonl file or a directory")
     taskset = Taskset.from_file(path, strict=strict)
     return Source(path=path.resolve(), taskset=taskset, env_target=env_target_for(path))
-
-
-def _load_harbor(path: Path) -> Source:
-    from hud.integrations.harbor import adapt
-
-    result = adapt(path)
-    if len(result.taskset) == 0:
-        listed = "; ".join(str(f) for f in result.failures) or "no tasks"
-        raise LoadError(f"{path}: no runnable Harbor tasks ({listed})")
-    return Source(
-        path=path.resolve(),
-        taskset=result.taskset,
-        env_target=path.resolve(),
-        placement=result.runtime,
-        failures=list(result.failures),
-    )

@@ -284,27 +284,31 @@ class Taskset:
         job: Any = None,
         rollout_timeout: float | None = None,
         skip: Any = None,
+        record: Any = None,
+        on_event: Any = None,
     ) -> Any:
         """Run every task ``group`` times with ``agent``; returns the `Job`.
 
-        ``skip(task, index)`` returning True leaves that rollout out (used to resume a job).
+        This is `hud.eval.run_job` (placement ``"auto"`` unless ``runtime`` is given; see
+        there): ``record`` (a `JobRecord` or a jobs directory) writes the job record ``hud
+        eval`` writes, ``on_event`` watches the job. ``skip(task, index)`` returning True
+        leaves that rollout out.
         """
-        from hud.eval.batch import run_batch
+        from hud.eval.runner import run_job
 
-        if max_concurrent is not None and max_concurrent < 1:
-            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
-        if group is not None and group < 1:
-            raise ValueError(f"group must be >= 1, got {group}")
-        return await run_batch(
+        result = await run_job(
             self,
             agent,
-            runtime=runtime,
+            placement=runtime if runtime is not None else "auto",
             group=group,
             max_concurrent=max_concurrent,
             job=job,
             rollout_timeout=rollout_timeout,
             skip=skip,
+            record=record,
+            on_event=on_event,
         )
+        return result.job
 
 
 # -- helpers -------------------------------------------------------------------------

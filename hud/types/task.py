@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from hud.types.runtime_config import RuntimeConfig
-
-if TYPE_CHECKING:
-    from hud.environment import Environment
 
 
 def default_slug(task_id: str, args: dict[str, Any]) -> str:
@@ -40,7 +37,9 @@ class Task(BaseModel):
     runtime_config: RuntimeConfig | None = None
     verifier: Task | None = None
 
-    _env: Environment | None = PrivateAttr(default=None)
+    #: The live `hud.Environment` this row was minted from (typed loosely: environments sit
+    #: above this layer).
+    _env: Any = PrivateAttr(default=None)
     _source: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
@@ -78,7 +77,7 @@ class Task(BaseModel):
         return self.model_dump(mode="json", exclude_none=True, exclude_unset=False)
 
     @property
-    def environment(self) -> Environment | None:
+    def environment(self) -> Any:
         """The live environment this task was minted from, if any."""
         return self._env
 
@@ -95,10 +94,15 @@ class Task(BaseModel):
         job: Any = None,
         rollout_timeout: float | None = None,
     ) -> Any:
-        """Run this one task (``Taskset(slug, [task]).run(...)``)."""
-        from hud.eval.taskset import Taskset
+        """Run this one task (``Taskset(slug, [task]).run(...)``); returns the `Job`.
 
-        return await Taskset(self.slug, [self]).run(
+        The job runner lives in `hud.eval`, above this layer: it is found through the
+        ``run_task`` hook (`hud.types.hooks`).
+        """
+        from hud.types.hooks import hook
+
+        return await hook("run_task")(
+            self,
             agent,
             runtime=runtime,
             group=group,
