@@ -258,9 +258,11 @@ def test_source_auto_pick_and_errors(lab: Path, run_hud: HudRunner) -> None:
         lab / "boxed.jsonl",
         [{"env": "lab", "id": "shout", "args": {"word": "b"}, "runtime_config": {"image": "x"}}],
     )
-    # (placed in a container by DockerRuntime: an image that does not exist fails readably)
+    # (placed in a container by DockerRuntime: an image that does not exist fails readably;
+    # every rollout errored, so the exit is non-zero, with the JSON still printed)
     proc = evaluate(run_hud, "boxed.jsonl", "oracle", "--json", cwd=lab)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert "error: the rollout errored, nothing was graded: [provisioning]" in proc.stderr
     run = as_json(proc)["runs"][0]
     assert run["is_error"] and run["reward"] == 0.0
     assert "Traceback" not in proc.stderr

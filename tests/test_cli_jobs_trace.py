@@ -81,13 +81,14 @@ def test_jobs_list_and_detail(project: dict[str, Any], run_hud: HudRunner) -> No
     assert done.returncode == 0, done.stderr
     assert job.id in done.stdout
     assert "letters (2 tasks)" in done.stdout and "completed" in done.stdout
-    assert "2/2 (1 err)" in done.stdout and "0.500" in done.stdout  # the crash is graded 0
+    # The crash is graded 0: it failed mid-run but is no error (JobSummary's one definition)
+    assert "2/2 " in done.stdout and "err)" not in done.stdout and "0.500" in done.stdout
 
     listed = json.loads(run_hud("jobs", "--json", cwd=cwd).stdout)
     assert len(listed) == 1
     row = listed[0]
     assert (row["job_id"], row["status"], row["runs"], row["total"], row["errors"]) == (
-        job.id, "completed", 2, 2, 1,
+        job.id, "completed", 2, 2, 0,
     )  # fmt: skip
     assert row["reward"] == 0.5
     assert run_hud("jobs", "-q", cwd=cwd).stdout.split() == [job.id]
@@ -102,7 +103,7 @@ def test_jobs_list_and_detail(project: dict[str, Any], run_hud: HudRunner) -> No
 
     data = json.loads(run_hud("jobs", job.id, "--json", cwd=cwd).stdout)
     assert data["job_id"] == job.id and len(data["runs"]) == 2 and data["unfinished"] == []
-    assert data["stats"]["errors"] == 1
+    assert data["stats"]["errors"] == 0 and data["stats"]["failed_mid_run"] == 1
 
 
 def test_jobs_empty_unknown_and_dir(

@@ -14,15 +14,15 @@ import typer
 EXIT_GATE = 3
 #: Exit code after Ctrl-C.
 EXIT_INTERRUPTED = 130
+#: Exit code when every rollout errored (nothing was graded).
+EXIT_ALL_ERRORED = 1
 
 DEFAULT_MAX_STEPS = 10
 FULL_MAX_STEPS = 100
 DEFAULT_MAX_CONCURRENT = 30
-DEFAULT_JOBS_DIR = Path(".hud/jobs")
 
 PLATFORM_RUNTIMES = ("hud", "hosted")
 CONTAINER_RUNTIMES = ("modal", "daytona")
-TASK_FILE_SUFFIXES = (".py", ".json", ".jsonl")
 
 
 _SECRET = re.compile(r"(api_?key|token|secret|password)", re.IGNORECASE)
@@ -95,16 +95,6 @@ class Plan:
             raise CLIError(f"the job record's config is unusable ({exc!r})") from None
 
 
-@dataclass
-class Outcome:
-    """What a run left: rows of this invocation, whether it was interrupted, how long."""
-
-    rows: list[dict[str, Any]]
-    elapsed: float
-    interrupted: bool = False
-    signal_name: str | None = None
-
-
 def eval_command(
     source: str = typer.Argument(
         None,
@@ -170,13 +160,16 @@ def eval_command(
         None, "--rollout-timeout", help="Seconds one rollout may take in all (then it fails)."
     ),
     jobs_dir: Path = typer.Option(
-        DEFAULT_JOBS_DIR, "--jobs-dir", help="Where job records are written."
+        None, "--jobs-dir", help="Where job records are written (default: .hud/jobs)."
     ),
 ) -> None:
     """Run an agent on tasks and report rewards; every run is saved under .hud/jobs."""
     import contextlib
 
     from hud.cli.output import err_console
+    from hud.eval.records import DEFAULT_JOBS_DIR
+
+    jobs_dir = jobs_dir or DEFAULT_JOBS_DIR
 
     project = None if resume else _project_config()
     if project is not None:
@@ -212,7 +205,7 @@ def eval_command(
                 "--full": full or None,
             }
             ignored = [name for name, value in given.items() if value]
-            record, plan, taskset, agent_obj, skip = _prepare_resume(
+            record, plan, taskset, agent_obj = _prepare_resume(
                 resume, jobs_dir, ignored, max_concurrent
             )
         else:
@@ -236,13 +229,12 @@ def eval_command(
                 project=project,
             )
             record = _create_record(plan, taskset, jobs_dir)
-            skip = None
         code = _run_and_report(
             plan,
             taskset,
             agent_obj,
             record,
-            skip=skip,
+            resume=bool(resume),
             verbose=verbose or very_verbose,
             json_out=json_out if as_json else None,
             out_console=out_console,
@@ -377,7 +369,7 @@ def _load(source: str) -> Any:
     """`load_source` with one-line errors."""
     from hud.cli.errors import CLIError
     from hud.environment.loader import LoadError
-    from hud.eval.sources import load_source
+    from hud.eval.sources import TASK_FILE_SUFFIXES, load_source
 
     path = Path(source)
     if not path.exists():
@@ -536,8 +528,9 @@ def _check_rows(taskset: Any, agent: Any, plan: Plan, env_target: Path) -> None:
     """Refuse what cannot run before anything starts (containers, contradictory timeouts)."""
     from hud.cli.errors import CLIError
     from hud.eval.rollout import validate_timeouts
+    from hud.eval.runner import docker_buildable
 
-    if plan.runtime == "docker" and not _docker_buildable(env_target):
+    if plan.runtime == "docker" and not docker_buildable(env_target):
         for task in taskset:
             config = task.runtime_config
             if (config is None or not config.needs_container) and task.environment is None:
@@ -559,11 +552,11 @@ def _create_record(plan: Plan, loaded: _Loaded, jobs_dir: Path) -> Any:
     import uuid
 
     from hud.cli.errors import CLIError
-    from hud.eval.batch import job_name
     from hud.eval.records import JobRecord
+    from hud.eval.runner import job_name
 
     taskset = loaded.taskset
-    name = job_name(taskset, list(taskset), plan.group)
+    name = job_name(taskset.name, list(taskset), plan.group)
     try:
         return JobRecord.create(uuid.uuid4().hex, name, plan.to_config(), base_dir=jobs_dir)
     except OSError as exc:
@@ -572,7 +565,7 @@ def _create_record(plan: Plan, loaded: _Loaded, jobs_dir: Path) -> Any:
 
 def _prepare_resume(
     job_id: str, jobs_dir: Path, ignored: list[str], max_concurrent: int | None
-) -> tuple[Any, Plan, _Loaded, Any, Any]:
+) -> tuple[Any, Plan, _Loaded, Any]:
     from hud.cli.errors import CLIError
     from hud.eval.records import JobRecord
 
@@ -599,22 +592,17 @@ def _prepare_resume(
             )
         taskset = taskset.filter(plan.slugs)
     _check_rows(taskset, agent_obj, plan, loaded.env_target)
-    done = record.done_indices()
-
-    def skip(task: Any, index: int) -> bool:
-        return index in done.get(task.slug, set())
-
-    return record, plan, _Loaded(taskset, loaded.env_target, loaded.placement), agent_obj, skip
+    return record, plan, _Loaded(taskset, loaded.env_target, loaded.placement), agent_obj
 
 
-# -- running ---------------------------------------------------------------------------------
+# -- running: hud.eval.run_job, events to the display ------------------------------------------
 def _run_and_report(
     plan: Plan,
     loaded: _Loaded,
     agent: Any,
     record: Any,
     *,
-    skip: Any,
+    resume: bool,
     verbose: bool,
     json_out: Any,
     out_console: Any,
@@ -628,94 +616,178 @@ def _run_and_report(
     from hud.cli.output import err_console
 
     taskset = loaded.taskset
-    order = {slug: i for i, slug in enumerate(taskset.slugs)}
-    previous = _previous_rows(record, order) if skip is not None else []
-    pending = sum(
-        1
-        for task in taskset
-        for index in range(plan.group)
-        if skip is None or not skip(task, index)
+    view = display.EvalView(
+        err_console(), order={slug: i for i, slug in enumerate(taskset.slugs)}, verbose=verbose
     )
-    ecn = err_console()
-    if skip is not None:
-        ecn.print(
-            f"Resuming job {record.job_id}: {len(previous)} rollout(s) done, {pending} to run"
-        )
-    started = display.now()
     try:
-        outcome = asyncio.run(
-            _execute(plan, loaded, agent, record, skip=skip, total=pending, verbose=verbose)
-        )
-    except BaseException as exc:
-        rows = previous
-        summary = display.summarize(rows, elapsed=display.now() - started, new_runs=0)
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        _finish(record, status, summary)
-        raise
-    rows = sorted(
-        previous + outcome.rows,
-        key=lambda r: (
-            r.get("index") if r.get("index") is not None else 1 << 30,
-            r.get("group_index") or 0,
-        ),
-    )
-    summary = display.summarize(rows, elapsed=outcome.elapsed, new_runs=len(outcome.rows))
-    status = "interrupted" if outcome.interrupted else "completed"
-    _finish(record, status, {**summary, "status": status})
-    for problem in getattr(record, "write_errors", [])[:3]:
+        result = asyncio.run(_execute(plan, loaded, agent, record, resume=resume, view=view))
+    finally:
+        view.close()
+    for problem in result.write_errors[:3]:
         _note(f"could not save a rollout to the job record: {problem}")
+    rows = _display_rows(result, view)
+    summary = result.summary.model_dump()
     display.print_results(
-        out_console, rows, summary, title=f"'{plan.source_label}' Results", job_id=record.job_id
+        out_console, rows, summary, title=f"'{plan.source_label}' Results", job_id=result.job_id
     )
     if json_out is not None:
-        doc = _json_doc(plan, record, rows, summary, status)
+        doc = _json_doc(plan, record, rows, summary, result.status)
         json_out.write(json.dumps(doc, indent=2, default=str) + "\n")
         json_out.flush()
-    if outcome.interrupted:
-        ecn.print(
-            f"[yellow]Interrupted: {len(outcome.rows)} of {pending} rollout(s) finished.[/] "
-            f"Resume with: hud eval --resume {record.job_id}"
+    if result.interrupted:
+        err_console().print(
+            f"[yellow]Interrupted: {len(result.new_rows)} of {result.planned} rollout(s) "
+            f"finished.[/] Resume with: hud eval --resume {result.job_id}"
         )
         return EXIT_INTERRUPTED
+    if result.summary.all_errored:
+        _all_errored(result)
+        return EXIT_ALL_ERRORED
     return _gate(summary, fail_under, fail_on_error)
 
 
-def _previous_rows(record: Any, order: dict[str, int]) -> list[dict[str, Any]]:
-    """Rows a resumed job already finished, with ``index`` and (for the table) ``prompt``."""
+def _placement(plan: Plan, loaded: _Loaded) -> Any:
+    """``--runtime`` as a `run_job` placement: the server at a ``tcp://`` URL, the source's own
+    provider (Harbor tasks), ``docker``, or ``auto`` (``local``)."""
+    if plan.runtime.startswith("tcp://"):
+        return plan.runtime
+    if loaded.placement is not None:
+        return loaded.placement
+    return "docker" if plan.runtime == "docker" else "auto"
+
+
+async def _execute(
+    plan: Plan, loaded: _Loaded, agent: Any, record: Any, *, resume: bool, view: Any
+) -> Any:
+    """`run_job` with signal handling: the first Ctrl-C (or SIGTERM) stops the job (rollouts in
+    flight are cancelled, everything graded is already recorded); a second one exits at once."""
+    import asyncio
+    import contextlib
+    import os
+    import signal
+
+    from hud.cli.output import err_console
+    from hud.eval.runner import run_job
+
+    job = _job(plan, loaded, record)
+    reporter = _platform_reporter(job, agent, plan)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def interrupt() -> None:
+        if stop.is_set():
+            err_console().print("[red]Interrupted again: exiting now.[/]")
+            os._exit(EXIT_INTERRUPTED)
+        stop.set()
+        view.close()
+        err_console().print("[yellow]Stopping: cancelling rollouts in flight...[/]")
+
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, interrupt)
+            installed.append(signum)
+    try:
+        return await run_job(
+            loaded.taskset,
+            agent,
+            job=job,
+            placement=_placement(plan, loaded),
+            group=plan.group,
+            max_concurrent=plan.max_concurrent,
+            rollout_timeout=plan.rollout_timeout,
+            record=record,
+            resume=record if resume else None,
+            env_target=loaded.env_target,
+            on_event=view,
+            stop=stop,
+        )
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        if reporter is not None:
+            await _close_reporter(reporter, err_console())
+
+
+def _job(plan: Plan, loaded: _Loaded, record: Any) -> Any:
+    """The `Job` of this invocation: a resumed record's, else a new one (named as `run_job`
+    names it)."""
+    import uuid
+
+    from hud.eval.job import Job
+    from hud.eval.runner import job_name
+
+    taskset = loaded.taskset
+    if record is not None:
+        return Job(id=record.job_id, name=record.name or "job", group=plan.group)
+    return Job(
+        id=uuid.uuid4().hex,
+        name=job_name(taskset.name, list(taskset), plan.group),
+        group=plan.group,
+        taskset_id=taskset.taskset_id,
+    )
+
+
+def _platform_reporter(job: Any, agent: Any, plan: Any) -> Any:
+    """Report ``job`` to the platform in the background when a key is set (spec §5)."""
+    from hud.platform.client.report import reporter_from_settings, subscribe
+
+    reporter = reporter_from_settings()
+    if reporter is not None:
+        model = getattr(agent, "model", None) or getattr(plan, "model", None)
+        subscribe(job, reporter, model=str(model) if model else None)
+    return reporter
+
+
+async def _close_reporter(reporter: Any, ecn: Any) -> None:
+    """Flush what is left to report (bounded); a platform that is down costs a warning only."""
+    import asyncio
+
+    stats = await asyncio.to_thread(reporter.close, 15.0)
+    if stats.dropped or stats.pending:
+        lost = stats.dropped + stats.pending
+        ecn.print(f"[yellow]Warning:[/] {lost} report(s) did not reach the platform")
+
+
+def _display_rows(result: Any, view: Any) -> list[dict[str, Any]]:
+    """Every row of the job for the table: this run's with their prompts, a resumed job's
+    earlier ones with the prompts of their saved traces (the first `MAX_TABLE_ROWS`)."""
     from hud.cli.eval_display import MAX_TABLE_ROWS
 
+    mine = {row["trace_id"]: row for row in view.rows}
     rows = []
-    for i, row in enumerate(record.finished_runs()):
-        row = dict(row)
-        row["index"] = order.get(str(row.get("slug")))
-        row["prompt"] = _saved_prompt(record, row.get("trace_id")) if i < MAX_TABLE_ROWS else None
-        rows.append(row)
+    for i, row in enumerate(result.rows):
+        shown = mine.get(row.trace_id)
+        if shown is None:
+            prompt = _saved_prompt(result.record, row.trace_id) if i < MAX_TABLE_ROWS else None
+            shown = view.display_row(row.model_dump(), prompt=prompt)
+        rows.append(shown)
     return rows
 
 
 def _saved_prompt(record: Any, trace_id: Any) -> str | None:
     """The prompt text of a recorded trace (None when unreadable)."""
-    if not trace_id:
+    if not trace_id or record is None:
         return None
-    try:
-        from hud.eval.records import load_trace_file, messages_text
+    from hud.cli.eval_display import prompt_of
 
-        data = load_trace_file(record.trace_path(str(trace_id)))
-    except (OSError, ValueError, ImportError):
+    try:
+        return prompt_of(record.read_trace(str(trace_id)))
+    except (OSError, ValueError):
         return None
-    for step in data.get("steps") or []:
-        if step.get("source") == "user":
-            return messages_text(step.get("messages")) or None
-    return None
 
 
-def _finish(record: Any, status: str, summary: dict[str, Any]) -> None:
-    try:
-        record.finish(status, summary)
-    except OSError as exc:
-        from hud.cli.output import warn
+def _all_errored(result: Any) -> None:
+    from rich.markup import escape
 
-        warn(f"could not update the job record: {exc}")
+    from hud.cli.output import err_console
+
+    first = next((row.error for row in result.rows if row.error), None) or "no grade"
+    count = result.summary.run_count
+    what = "the rollout" if count == 1 else f"all {count} rollouts"
+    err_console().print(
+        f"[red]error:[/] {what} errored, nothing was graded: {escape(first)}", highlight=False
+    )
 
 
 def _gate(summary: dict[str, Any], fail_under: float | None, fail_on_error: bool) -> int:
@@ -773,219 +845,4 @@ def _json_doc(
         "group": plan.group,
         "task_count": len(plan.slugs),
         "record": str(record.root),
-    }
-
-
-def _docker_buildable(env_target: Path) -> bool:
-    base = env_target if env_target.is_dir() else env_target.parent
-    return any((base / name).is_file() for name in ("Dockerfile.hud", "Dockerfile"))
-
-
-def _placement(plan: Plan, loaded: _Loaded) -> tuple[Any, list[Any]]:
-    """The provider for every rollout and the providers to enter around the batch: the
-    source's own provider (Harbor tasks), a `DockerRuntime` (``--runtime docker``, and for rows
-    with ``runtime_config.image``/``compose``), one warm `SubprocessRuntime` per env name, or
-    the server at a ``tcp://`` URL."""
-    from hud.eval.runtime import Runtime
-
-    if plan.runtime.startswith("tcp://"):
-        return Runtime(plan.runtime), []
-    if loaded.placement is not None:
-        return loaded.placement, [loaded.placement]
-    from hud.eval.runtimes.docker import DockerRuntime
-    from hud.eval.runtimes.subprocess import SubprocessRuntime
-
-    def in_container(task: Any) -> bool:
-        config = task.runtime_config
-        return config is not None and config.needs_container
-
-    if plan.runtime == "docker":
-        if all(in_container(t) for t in loaded.taskset) or not _docker_buildable(loaded.env_target):
-            docker = DockerRuntime()
-        else:
-            docker = DockerRuntime.from_dockerfile(loaded.env_target)
-        return docker, [docker]
-    names: set[str] = set()
-    containers = False
-    for task in loaded.taskset:
-        for row in (task, task.verifier):
-            if row is None:
-                continue
-            if in_container(row):
-                containers = True
-            else:
-                names.add(row.env)
-    runtimes = {name: SubprocessRuntime(loaded.env_target, env=name) for name in sorted(names)}
-    docker = DockerRuntime() if containers else None
-
-    def place(task: Any) -> Any:
-        if in_container(task):
-            assert docker is not None
-            return docker(task)
-        return runtimes[task.env](task)
-
-    providers: list[Any] = list(runtimes.values())
-    if docker is not None:
-        providers.append(docker)
-    return place, providers
-
-
-async def _execute(
-    plan: Plan,
-    loaded: _Loaded,
-    agent: Any,
-    record: Any,
-    *,
-    skip: Any,
-    total: int,
-    verbose: bool,
-) -> Outcome:
-    """Run the batch with signal handling: Ctrl-C stops launching and cancels what is running."""
-    import asyncio
-    import contextlib
-    import signal
-
-    from hud.cli import eval_display as display
-    from hud.cli.output import err_console
-    from hud.eval.job import Job
-
-    ecn = err_console()
-    taskset = loaded.taskset
-    order = {slug: i for i, slug in enumerate(taskset.slugs)}
-    job = Job(id=record.job_id, name=record.name or "job", group=plan.group)
-    # The record listens to a gate, so rollouts torn down by an interrupt are not saved as
-    # finished (they run again on --resume).
-    gate = Job(id=record.job_id, name=job.name, group=plan.group)
-    record.attach(gate)
-    reporter = _platform_reporter(gate, agent, plan)
-    state = {"interrupted": False, "signal": None}
-    rows: list[dict[str, Any]] = []
-    began: dict[str, float] = {}
-    streaming = total == 1
-    stream = display.StepStream(ecn) if streaming else None
-
-    def on_start(task: Any, trace: Any) -> None:
-        if state["interrupted"]:
-            return
-        began[trace.trace_id] = display.now()
-        gate.started(task, trace)
-        if stream is not None:
-            stream.on_start(task, trace)
-
-    progress = display.BatchProgress(ecn, total, verbose=verbose) if not streaming else None
-
-    def on_run(run: Any) -> None:
-        if state["interrupted"]:
-            return
-        gate.finished(run)
-        row = _row(run, order)
-        start = began.pop(run.trace_id, None)
-        if start is not None:
-            row["duration_s"] = round(display.now() - start, 3)
-        rows.append(row)
-        if progress is not None:
-            progress.add(row)
-
-    job.on_start(on_start)
-    job.on_run(on_run)
-
-    loop = asyncio.get_running_loop()
-    started = display.now()
-    batch: asyncio.Future[Any] | None = None
-
-    def interrupt(signum: int) -> None:
-        if state["interrupted"]:
-            ecn.print("[red]Interrupted again: exiting now.[/]")
-            import os
-
-            os._exit(EXIT_INTERRUPTED)
-        state["interrupted"] = True
-        state["signal"] = signal.Signals(signum).name
-        ecn.print("[yellow]Stopping: cancelling rollouts in flight...[/]")
-        if batch is not None:
-            batch.cancel()
-
-    installed = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, interrupt, signum)
-            installed.append(signum)
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            placement, providers = _placement(plan, loaded)
-            for provider in providers:
-                await stack.enter_async_context(provider)
-            if progress is not None:
-                stack.enter_context(progress)
-            if not state["interrupted"]:
-                batch = asyncio.ensure_future(
-                    taskset.run(
-                        agent,
-                        runtime=placement,
-                        group=plan.group,
-                        max_concurrent=plan.max_concurrent,
-                        job=job,
-                        rollout_timeout=plan.rollout_timeout,
-                        skip=skip,
-                    )
-                )
-                try:
-                    await batch
-                except asyncio.CancelledError:
-                    if not state["interrupted"]:
-                        raise
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-        if reporter is not None:
-            await _close_reporter(reporter, ecn)
-    return Outcome(
-        rows=rows,
-        elapsed=display.now() - started,
-        interrupted=bool(state["interrupted"]),
-        signal_name=state["signal"],
-    )
-
-
-def _platform_reporter(job: Any, agent: Any, plan: Any) -> Any:
-    """Report ``job`` to the platform in the background when a key is set (spec §5)."""
-    from hud.platform.client.report import reporter_from_settings, subscribe
-
-    reporter = reporter_from_settings()
-    if reporter is not None:
-        model = getattr(agent, "model", None) or getattr(plan, "model", None)
-        subscribe(job, reporter, model=str(model) if model else None)
-    return reporter
-
-
-async def _close_reporter(reporter: Any, ecn: Any) -> None:
-    """Flush what is left to report (bounded); a platform that is down costs a warning only."""
-    import asyncio
-
-    stats = await asyncio.to_thread(reporter.close, 15.0)
-    if stats.dropped or stats.pending:
-        lost = stats.dropped + stats.pending
-        ecn.print(f"[yellow]Warning:[/] {lost} report(s) did not reach the platform")
-
-
-def _row(run: Any, order: dict[str, int]) -> dict[str, Any]:
-    """A finished run as a display row (the job record's row shape + ``index``, ``prompt``)."""
-    from hud.eval.job import Job
-
-    trace = run.trace
-    return {
-        "trace_id": run.trace_id,
-        "slug": run.slug,
-        "task_id": run.task_id,
-        "args": run.args,
-        "group_index": trace.extra.get("group_index", 0),
-        "reward": run.reward,
-        "status": run.status,
-        "stop_reason": trace.stop_reason,
-        "error": trace.error,
-        "is_error": not Job.counts(run),
-        "answer": trace.content,
-        "duration_s": None,
-        "index": order.get(str(run.slug)),
-        "prompt": run.prompt_text if run.prompt is not None else None,
     }

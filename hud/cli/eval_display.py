@@ -11,8 +11,8 @@ import statistics
 import time
 from typing import Any
 
-#: A run scoring above this counts as a success.
-SUCCESS_THRESHOLD = 0.7
+from hud.types.job import SUCCESS_THRESHOLD, JobSummary
+
 #: At most this many runs are listed in the results table.
 MAX_TABLE_ROWS = 50
 #: A reward spread above this earns a note.
@@ -28,10 +28,6 @@ def clip(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 3)] + "..."
 
 
-def is_empty_answer(answer: Any) -> bool:
-    return answer is None or (isinstance(answer, str) and not answer.strip())
-
-
 def effective_reward(row: dict[str, Any]) -> float:
     """The row's reward, errors counted as 0."""
     return 0.0 if row.get("is_error") else float(row.get("reward") or 0.0)
@@ -40,36 +36,8 @@ def effective_reward(row: dict[str, Any]) -> float:
 def summarize(
     rows: list[dict[str, Any]], *, elapsed: float, new_runs: int | None = None
 ) -> dict[str, Any]:
-    """Figures over ``rows``: both means (G23), spread, success rate, errors, suspects."""
-    rewards = [effective_reward(r) for r in rows]
-    good = [float(r.get("reward") or 0.0) for r in rows if not r.get("is_error")]
-    errors = [r for r in rows if r.get("is_error")]
-    graded_failures = [r for r in rows if not r.get("is_error") and r.get("status") == "error"]
-    suspicious = sorted(
-        {
-            str(r.get("slug"))
-            for r in rows
-            if not r.get("is_error")
-            and is_empty_answer(r.get("answer"))
-            and float(r.get("reward") or 0.0) != 0.0
-        }
-    )
-    count = len(rows)
-    ran = count if new_runs is None else new_runs
-    return {
-        "run_count": count,
-        "mean_reward": statistics.fmean(rewards) if rewards else 0.0,
-        "reward_std": statistics.pstdev(rewards) if rewards else 0.0,
-        "mean_reward_excluding_errors": statistics.fmean(good) if good else None,
-        "success_rate": (
-            sum(1 for x in rewards if x > SUCCESS_THRESHOLD) / count if count else 0.0
-        ),
-        "error_count": len(errors),
-        "failed_mid_run": len(graded_failures),
-        "suspicious": suspicious,
-        "elapsed_seconds": elapsed,
-        "rollouts_per_second": (ran / elapsed) if elapsed > 0 else 0.0,
-    }
+    """Figures over ``rows`` (`hud.types.job.JobSummary`, its one definition) as a dict."""
+    return JobSummary.of(rows, elapsed=elapsed, new_runs=new_runs).model_dump()
 
 
 def status_mark(row: dict[str, Any]) -> str:
@@ -102,11 +70,15 @@ class StepStream:
         self._agent_steps = 0
 
     def on_start(self, task: Any, trace: Any) -> None:
+        """Announce ``task`` and follow the steps ``trace`` records."""
+        self.begin(task.slug, task.args)
+        trace.listen(self.on_step)
+
+    def begin(self, slug: str, args: Any) -> None:
         from rich.markup import escape
 
-        args = f" {clip(task.args, self.width - 20)}" if task.args else ""
-        self.console.print(f"[bold]▶ {escape(task.slug)}[/][dim]{escape(args)}[/]")
-        trace.listen(self.on_step)
+        shown = f" {clip(args, self.width - 20)}" if args else ""
+        self.console.print(f"[bold]▶ {escape(slug)}[/][dim]{escape(shown)}[/]")
 
     def _say(self, text: str, style: str = "") -> None:
         from rich.markup import escape
@@ -115,7 +87,7 @@ class StepStream:
         self.console.print(f"[{style}]{body}[/]" if style else body)
 
     def on_step(self, trace: Any, step: Any) -> None:
-        from hud.eval.trace import AgentStep, ToolStep
+        from hud.types.trace import AgentStep, ToolStep
 
         w = self.width
         if isinstance(step, AgentStep):
@@ -224,30 +196,116 @@ class BatchProgress:
             self.console.print(escape(finished_line(row, self.done, self.total)))
 
 
+# -- following a job: run_job's events ---------------------------------------------------------
+class EvalView:
+    """``on_event`` of `hud.eval.run_job` for ``hud eval``: a lone rollout streams its steps,
+    a batch shows a progress bar (and ``-v`` lines); finished rows are kept for the table."""
+
+    def __init__(self, console: Any, *, order: dict[str, int], verbose: bool = False) -> None:
+        self.console = console
+        self.order = order
+        self.verbose = verbose
+        self.rows: list[dict[str, Any]] = []
+        self.prompts: dict[str, str | None] = {}
+        self.resumed: tuple[str, int, int] | None = None
+        self._stream: StepStream | None = None
+        self._progress: BatchProgress | None = None
+
+    def __call__(self, event: Any) -> None:
+        kind = event.type
+        if kind == "job_started":
+            if event.previous:
+                self.console.print(
+                    f"Resuming job {event.job_id}: {event.previous} rollout(s) done, "
+                    f"{event.total} to run"
+                )
+            if event.total == 1:
+                self._stream = StepStream(self.console)
+            else:
+                self._progress = BatchProgress(self.console, event.total, verbose=self.verbose)
+                self._progress.__enter__()
+        elif kind == "rollout_started":
+            if self._stream is not None:
+                self._stream.begin(event.slug, event.args)
+        elif kind == "step":
+            if self._stream is not None:
+                self._stream.on_step(None, event.step)
+        elif kind == "rollout_finished":
+            row = self.display_row(event.row.model_dump(), prompt=prompt_of(event.trace))
+            self.rows.append(row)
+            if self._progress is not None:
+                self._progress.add(row)
+        elif kind == "job_finished":
+            self.close()
+
+    def display_row(self, row: dict[str, Any], *, prompt: str | None) -> dict[str, Any]:
+        """A run row plus what the table shows: ``index`` (taskset order) and ``prompt``."""
+        return {**row, "index": self.order.get(str(row.get("slug"))), "prompt": prompt}
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+            self._progress = None
+
+
+def prompt_of(trace: Any) -> str | None:
+    """The text of a trace's prompt (its first ``user`` step), None without one."""
+    from hud.eval.run import messages_text
+
+    for step in trace.steps:
+        if step.source == "user":
+            return messages_text(step.messages) or None
+    return None
+
+
 # -- the end: table and summary -------------------------------------------------------------
-def results_table(rows: list[dict[str, Any]], title: str) -> Any:
-    """The "Details" table: up to `MAX_TABLE_ROWS` runs."""
+def results_table(rows: list[dict[str, Any]], title: str, *, width: int = 160) -> Any:
+    """The "Details" table: up to `MAX_TABLE_ROWS` runs, fitted to ``width`` columns.
+
+    The task, reward and status columns always show; the prompt and answer columns share what
+    is left (and are left out when nothing is).
+    """
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("Task", min_width=16, overflow="fold")
-    table.add_column("Prompt", max_width=40, overflow="ellipsis", no_wrap=True)
-    table.add_column("Answer", max_width=30, overflow="ellipsis", no_wrap=True)
-    table.add_column("Reward", justify="right", min_width=6, no_wrap=True)
-    table.add_column("", justify="center", no_wrap=True)
-    for row in rows[:MAX_TABLE_ROWS]:
+    shown = rows[:MAX_TABLE_ROWS]
+    labels = []
+    for row in shown:
         index = row.get("index")
         group = row.get("group_index") or 0
         label = f"{index}" if index is not None else "-"
-        if group:
-            label += f".{group}"
-        answer = row.get("answer")
+        labels.append(label + (f".{group}" if group else ""))
+    index_w = max([1, *map(len, labels)])
+    task_w = max([4, *(len(clip(r.get("slug"), 40)) for r in shown)])
+    reward_w, mark_w = 6, 1
+    # 6 columns: 7 rules and 2 cells of padding each
+    left = width - (7 + 2 * 6) - index_w - reward_w - mark_w
+    task_w = min(task_w, max(4, left - 12))
+    rest = left - task_w
+    prompts = [clip(r.get("prompt"), 40) or "—" for r in shown]
+    answers = [
+        "—" if r.get("answer") is None else (clip(r.get("answer"), 28) or '""') for r in shown
+    ]
+    prompt_need = max([6, *map(len, prompts)])
+    answer_need = max([6, *map(len, answers)])
+    prompt_w = min(prompt_need, max(0, rest * 4 // 7))
+    answer_w = min(answer_need, max(0, rest - prompt_w))
+    prompt_w = min(prompt_need, max(prompt_w, rest - answer_w))  # what the answer leaves
+    with_text = prompt_w >= 6 and answer_w >= 6
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right", no_wrap=True, width=index_w)
+    table.add_column("Task", width=task_w, overflow="fold")
+    if with_text:
+        table.add_column("Prompt", width=prompt_w, overflow="ellipsis", no_wrap=True)
+        table.add_column("Answer", width=answer_w, overflow="ellipsis", no_wrap=True)
+    table.add_column("Reward", justify="right", width=reward_w, no_wrap=True)
+    table.add_column("", justify="center", width=mark_w, no_wrap=True)
+    for label, row, prompt, answer in zip(labels, shown, prompts, answers, strict=True):
+        texts = [prompt, answer] if with_text else []
         table.add_row(
             label,
             clip(row.get("slug"), 40),
-            clip(row.get("prompt"), 40) or "—",
-            "—" if answer is None else (clip(answer, 28) or '""'),
+            *texts,
             f"{float(row.get('reward') or 0.0):.3f}",
             status_mark(row),
         )
@@ -301,7 +359,7 @@ def print_results(
     from rich.markup import escape
 
     if rows:
-        console.print(results_table(rows, title))
+        console.print(results_table(rows, title, width=getattr(console, "width", 160) or 160))
         if len(rows) > MAX_TABLE_ROWS:
             console.print(f"[dim]... {len(rows) - MAX_TABLE_ROWS} more runs in the job record[/]")
     else:
