@@ -228,13 +228,13 @@ def eval_command(
                 auto_respond=auto_respond,
                 project=project,
             )
-            record = _create_record(plan, taskset, jobs_dir)
+            record = None  # run_job creates it in jobs_dir once the rows check out
         code = _run_and_report(
             plan,
             taskset,
             agent_obj,
             record,
-            resume=bool(resume),
+            jobs_dir=jobs_dir,
             verbose=verbose or very_verbose,
             json_out=json_out if as_json else None,
             out_console=out_console,
@@ -488,8 +488,9 @@ def _prepare_new(
     plan.source_label = label
     taskset = _select(loaded.taskset, plan)
     plan.slugs = taskset.slugs
-    _check_rows(taskset, agent_obj, plan, loaded.env_target)
-    return plan, _Loaded(taskset, loaded.env_target, loaded.placement), agent_obj
+    chosen = _Loaded(taskset, loaded.env_target, loaded.placement)
+    _check_rows(chosen, plan)
+    return plan, chosen, agent_obj
 
 
 @dataclass
@@ -524,43 +525,12 @@ def _note(text: str) -> None:
     err_console().print(f"[yellow]⚠ {escape(text)}[/]")
 
 
-def _check_rows(taskset: Any, agent: Any, plan: Plan, env_target: Path) -> None:
-    """Refuse what cannot run before anything starts (containers, contradictory timeouts)."""
+def _check_rows(loaded: _Loaded, plan: Plan) -> None:
+    """What only the CLI knows is wrong before anything runs (`run_job` checks the rest)."""
     from hud.cli.errors import CLIError
-    from hud.eval.rollout import validate_timeouts
-    from hud.eval.runner import docker_buildable
 
-    if plan.runtime == "docker" and not docker_buildable(env_target):
-        for task in taskset:
-            config = task.runtime_config
-            if (config is None or not config.needs_container) and task.environment is None:
-                raise CLIError(
-                    f"task {task.slug}: DockerRuntime requires runtime_config.image or "
-                    f"runtime_config.compose (or a Dockerfile.hud beside {env_target})",
-                    hint="add runtime_config.image to the rows, or a Dockerfile.hud to build",
-                )
-    for task in taskset:
-        try:
-            validate_timeouts(task, agent, plan.rollout_timeout)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
-    if plan.runtime == "local" and not env_target.exists():
-        raise CLIError(f"environment source {env_target} does not exist")
-
-
-def _create_record(plan: Plan, loaded: _Loaded, jobs_dir: Path) -> Any:
-    import uuid
-
-    from hud.cli.errors import CLIError
-    from hud.eval.records import JobRecord
-    from hud.eval.runner import job_name
-
-    taskset = loaded.taskset
-    name = job_name(taskset.name, list(taskset), plan.group)
-    try:
-        return JobRecord.create(uuid.uuid4().hex, name, plan.to_config(), base_dir=jobs_dir)
-    except OSError as exc:
-        raise CLIError(f"cannot write the job record in {jobs_dir}: {exc}") from None
+    if plan.runtime == "local" and loaded.placement is None and not loaded.env_target.exists():
+        raise CLIError(f"environment source {loaded.env_target} does not exist")
 
 
 def _prepare_resume(
@@ -591,8 +561,9 @@ def _prepare_resume(
                 f"{', '.join(missing[:5])}"
             )
         taskset = taskset.filter(plan.slugs)
-    _check_rows(taskset, agent_obj, plan, loaded.env_target)
-    return record, plan, _Loaded(taskset, loaded.env_target, loaded.placement), agent_obj
+    chosen = _Loaded(taskset, loaded.env_target, loaded.placement)
+    _check_rows(chosen, plan)
+    return record, plan, chosen, agent_obj
 
 
 # -- running: hud.eval.run_job, events to the display ------------------------------------------
@@ -602,7 +573,7 @@ def _run_and_report(
     agent: Any,
     record: Any,
     *,
-    resume: bool,
+    jobs_dir: Path,
     verbose: bool,
     json_out: Any,
     out_console: Any,
@@ -619,8 +590,16 @@ def _run_and_report(
     view = display.EvalView(
         err_console(), order={slug: i for i, slug in enumerate(taskset.slugs)}, verbose=verbose
     )
+    from hud.cli.errors import CLIError
+
     try:
-        result = asyncio.run(_execute(plan, loaded, agent, record, resume=resume, view=view))
+        result = asyncio.run(_execute(plan, loaded, agent, record, jobs_dir=jobs_dir, view=view))
+    except ValueError as exc:  # rows that cannot run, raised before anything ran
+        raise CLIError(str(exc)) from None
+    except OSError as exc:
+        if record is None and exc.filename and str(jobs_dir) in str(exc.filename):
+            raise CLIError(f"cannot write the job record in {jobs_dir}: {exc}") from None
+        raise
     finally:
         view.close()
     for problem in result.write_errors[:3]:
@@ -631,7 +610,7 @@ def _run_and_report(
         out_console, rows, summary, title=f"'{plan.source_label}' Results", job_id=result.job_id
     )
     if json_out is not None:
-        doc = _json_doc(plan, record, rows, summary, result.status)
+        doc = _json_doc(plan, result.record, rows, summary, result.status)
         json_out.write(json.dumps(doc, indent=2, default=str) + "\n")
         json_out.flush()
     if result.interrupted:
@@ -657,7 +636,7 @@ def _placement(plan: Plan, loaded: _Loaded) -> Any:
 
 
 async def _execute(
-    plan: Plan, loaded: _Loaded, agent: Any, record: Any, *, resume: bool, view: Any
+    plan: Plan, loaded: _Loaded, agent: Any, record: Any, *, jobs_dir: Path, view: Any
 ) -> Any:
     """`run_job` with signal handling: the first Ctrl-C (or SIGTERM) stops the job (rollouts in
     flight are cancelled, everything graded is already recorded); a second one exits at once."""
@@ -696,8 +675,9 @@ async def _execute(
             group=plan.group,
             max_concurrent=plan.max_concurrent,
             rollout_timeout=plan.rollout_timeout,
-            record=record,
-            resume=record if resume else None,
+            record=jobs_dir if record is None else record,
+            resume=record,
+            config=plan.to_config(),
             env_target=loaded.env_target,
             on_event=view,
             stop=stop,
