@@ -353,3 +353,18 @@ def test_results_table_keeps_the_task_column_at_80_columns(project: Path, tmp_pa
     for slug in slugs:
         assert any(slug in line for line in table), (slug, proc.stdout)
     assert all("1.000" in line for line in table[1:])
+
+
+def test_hud_eval_against_nothing_listening_fails_fast(project: Path, run_hud: HudRunner) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run_hud(
+        "eval", "tasks.jsonl", "oracle", "--runtime", f"tcp://127.0.0.1:{port}",
+        cwd=project, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert f"127.0.0.1:{port}" in line and "Traceback" not in proc.stderr
