@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from pydantic_core import to_jsonable_python
 
 from hud.agents.base import AgentConfig
-from hud.eval.trace import (
+from hud.types.trace import (
     AgentStep,
     MCPToolCall,
     MCPToolResult,

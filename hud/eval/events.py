@@ -26,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
-from hud.types.job import JobSummary, RunRow
+from hud.types.job import JobOutcome, JobSummary, RunRow
 from hud.types.trace import Step, Trace, parse_step
 
 
@@ -76,7 +76,7 @@ class RolloutFinished(_Event):
 
 class JobFinished(_Event):
     type: Literal["job_finished"] = "job_finished"
-    status: Literal["completed", "interrupted", "failed"]
+    status: JobOutcome
     summary: JobSummary
     #: Why a ``failed`` job failed (one line).
     error: str | None = None

@@ -781,7 +781,8 @@ def _task_event(step: dict[str, Any]) -> dict[str, Any]:
             "args": call.get("arguments") or {},
             "error": step.get("error"),
         }
-    frame = call.get("result") if isinstance(call.get("result"), dict) else {}
+    result = call.get("result")
+    frame: dict[str, Any] = result if isinstance(result, dict) else {}
     score = frame.get("score")
     return {
         "kind": "grade",

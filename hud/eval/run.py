@@ -48,15 +48,16 @@ class Grade(BaseModel):
     @property
     def evaluation(self) -> Any:
         """The grade as an `EvaluationResult`."""
-        from hud.graders import EvaluationResult
+        from hud.graders import EvaluationResult, SubScore
 
+        subscores = self.subscores
         return EvaluationResult(
             reward=self.reward,
             done=self.done,
             content=self.content,
             info=self.info,
             isError=self.is_error,
-            subscores=self.subscores,
+            subscores=[SubScore.model_validate(s) for s in subscores] if subscores else None,
         )
 
 

@@ -49,7 +49,7 @@ from hud.eval.records import DEFAULT_JOBS_DIR, JobRecord, run_row
 from hud.eval.rollout import rollout, validate_timeouts
 from hud.eval.run import Run
 from hud.eval.task import Task
-from hud.types.job import JobStatus, JobSummary, RunRow
+from hud.types.job import JobOutcome, JobSummary, RunRow
 from hud.types.trace import Trace
 
 log = logging.getLogger("hud.eval")
@@ -206,7 +206,7 @@ class JobResult:
     job: Job
     rows: list[RunRow]
     summary: JobSummary
-    status: JobStatus
+    status: JobOutcome
     #: Rows of rollouts this call ran.
     new_rows: list[RunRow] = field(default_factory=list)
     #: Rollouts this call set out to run.
@@ -338,7 +338,7 @@ async def run_job(
         )
     )
     started = time.monotonic()
-    status: JobStatus = "completed"
+    status: JobOutcome = "completed"
     error: str | None = None
     try:
         await runner.run(plan, max_concurrent, stop)

@@ -34,6 +34,8 @@ from hud.types.trace import Step, Trace, parse_step
 SUCCESS_THRESHOLD = 0.7
 
 JobStatus = Literal["running", "completed", "interrupted", "failed"]
+#: How a job ended.
+JobOutcome = Literal["completed", "interrupted", "failed"]
 
 
 def is_empty_answer(answer: Any) -> bool:
