@@ -376,6 +376,15 @@ def _load(source: str) -> Any:
         looks_like_path = path.suffix in TASK_FILE_SUFFIXES or "/" in source or "\\" in source
         if looks_like_path:
             raise CLIError(f"task source {source!r} does not exist")
+        from hud.settings import settings
+
+        if settings().api_key:  # a platform taskset, run here (e.g. --runtime docker)
+            from hud.platform.client.tasksets import PlatformTasksetError, load_platform_taskset
+
+            try:
+                return load_platform_taskset(source, settings().api_url, settings().api_key)
+            except PlatformTasksetError as exc:
+                raise CLIError(str(exc)) from None
         raise CLIError(
             f"{source!r} is not a file or directory here; platform taskset names need the "
             "HUD platform (HUD_API_KEY), which is not configured",

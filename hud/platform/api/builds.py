@@ -64,6 +64,11 @@ async def get_registry(env_id: str, caller: Caller, builds: Builds) -> dict[str,
     return await builds.get_environment(caller, env_id)
 
 
+@router.post("/registry/{env_id}/runtime")
+async def registry_runtime(env_id: str, caller: Caller, builds: Builds) -> dict[str, Any]:
+    return await builds.runtime(caller, env_id)
+
+
 @router.post("/builds/upload-url")
 async def upload_url(
     request: Request,
