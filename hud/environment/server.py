@@ -872,7 +872,7 @@ class _Connection:
         coro = self._complete(awaitable, has_id, rid, method)
         loop = self.server._loop
         if _EAGER:
-            task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+            task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]  # 3.12+
             if task.done():
                 return
         else:
