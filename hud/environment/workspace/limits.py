@@ -164,7 +164,7 @@ def _detect_v2(mounts: list[tuple[str, str, set[str]]], own: dict[str, str]) -> 
         if exc.errno != errno.EBUSY:
             return f"cannot enable controllers in {base}: {exc}"
         # A cgroup with processes cannot delegate: move this process to a leaf first.
-        leaf = base / f"hud-server-{os.getpid()}"
+        leaf = base / f"hud-ws-{os.getpid()}-server"  # swept once this process is gone
         try:
             leaf.mkdir(exist_ok=True)
             (leaf / "cgroup.procs").write_text("0")
