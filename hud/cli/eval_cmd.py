@@ -378,11 +378,12 @@ def _load(source: str) -> Any:
             raise CLIError(f"task source {source!r} does not exist")
         from hud.settings import settings
 
-        if settings().api_key:  # a platform taskset, run here (e.g. --runtime docker)
+        api_key = settings().api_key
+        if api_key:  # a platform taskset, run here (e.g. --runtime docker)
             from hud.platform.client.tasksets import PlatformTasksetError, load_platform_taskset
 
             try:
-                return load_platform_taskset(source, settings().api_url, settings().api_key)
+                return load_platform_taskset(source, settings().api_url, api_key)
             except PlatformTasksetError as exc:
                 raise CLIError(str(exc)) from None
         raise CLIError(
