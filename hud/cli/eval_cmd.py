@@ -136,7 +136,7 @@ def eval_command(
     ),
     remote: bool = typer.Option(False, "--remote", help="Run on the HUD platform (not set up)."),
     gateway: bool = typer.Option(
-        False, "--gateway", "-g", help="Route model calls via the HUD gateway (not set up)."
+        False, "--gateway", "-g", help="Route model calls via the HUD gateway (HUD_API_KEY)."
     ),
     auto_respond: bool = typer.Option(
         None,
@@ -227,6 +227,7 @@ def eval_command(
                 jobs_dir=jobs_dir,
                 auto_respond=auto_respond,
                 project=project,
+                gateway=gateway,
             )
             record = None  # run_job creates it in jobs_dir once the rows check out
         code = _run_and_report(
@@ -302,11 +303,14 @@ def _check_placement_flags(runtime: str | None, remote: bool, gateway: bool) -> 
             hint="drop --remote to run locally, or point --runtime at a server: tcp://host:port",
         )
     if gateway:
-        raise CLIError(
-            "--gateway needs the HUD inference gateway, and no platform is configured "
-            "(HUD_API_KEY / HUD_GATEWAY_URL)",
-            hint="drop --gateway; agents call their provider directly",
-        )
+        from hud.settings import get_setting
+
+        if not get_setting("HUD_API_KEY"):
+            raise CLIError(
+                "--gateway needs a HUD platform key (HUD_API_KEY; HUD_GATEWAY_URL for a "
+                "self-hosted platform)",
+                hint="run `hud login`, or drop --gateway so agents call their provider directly",
+            )
     if runtime is None or runtime in ("local", "docker") or runtime.startswith("tcp://"):
         return
     if runtime in PLATFORM_RUNTIMES:
@@ -440,6 +444,7 @@ def _prepare_new(
     jobs_dir: Path,
     auto_respond: bool | None = None,
     project: Any = None,
+    gateway: bool = False,
 ) -> tuple[Plan, Any, Any]:
     from hud.agents.factory import UnknownAgentError, agent_names, parse_config, resolve_agent
     from hud.cli.errors import CLIError
@@ -477,6 +482,8 @@ def _prepare_new(
         auto_respond = ev.get("auto_respond", True if full else None)
     if auto_respond is not None:
         agent_config["auto_respond"] = auto_respond
+    if gateway:
+        agent_config["gateway"] = True
     plan = Plan(
         source="",
         source_label="",

@@ -218,3 +218,9 @@ def team_add(
 
     info = _admin(data_dir, db, action)
     typer.echo(f"Added team {info['name']} ({info['id']})")
+
+
+from hud.cli.platform_gateway_cmd import limits_command, upstream_app  # noqa: E402
+
+platform_app.add_typer(upstream_app, name="upstream")
+platform_app.command("limits")(limits_command)

@@ -5,7 +5,7 @@
 | ``/v2`` | ``HUD_API_URL`` (origin) | REST API |
 | ``/auth/device/*`` | ``HUD_API_URL`` | device-flow login |
 | ``/telemetry`` | ``HUD_TELEMETRY_URL`` | span ingest, CLI analytics |
-| ``/gateway`` | ``HUD_GATEWAY_URL`` | reserved (LLM gateway) |
+| ``/gateway`` | ``HUD_GATEWAY_URL`` | the inference gateway (`hud.platform.api.gateway`) |
 | ``/runtime`` | ``HUD_RUNTIME_URL`` (origin) | reserved (runtime sessions) |
 | ``/web`` | ``HUD_WEB_URL`` | verification page; reserved (web UI) |
 
@@ -44,7 +44,6 @@ log = logging.getLogger("hud.platform")
 #: Largest request body accepted (span batches are at most ~4 MiB).
 MAX_BODY = 32 * 1024 * 1024
 RESERVED = {
-    "/gateway": "the LLM gateway",
     "/runtime": "runtime sessions",
     "/web": "the web app",
 }
@@ -117,8 +116,10 @@ def create_app(
     data_dir: Path | None = None,
     registry: str | None = None,
 ) -> FastAPI:
-    from hud.platform.api import builds, device, tasksets, telemetry, v2
+    from hud.platform.api import builds, device, gateway, models, tasksets, telemetry, v2
     from hud.platform.services.builds import BuildService
+    from hud.platform.services.gateway import GatewayService
+    from hud.platform.services.models import ModelService
     from hud.platform.services.tasksets import TasksetService
 
     app = FastAPI(title="HUD platform", docs_url=None, redoc_url=None, openapi_url=None)
@@ -129,6 +130,8 @@ def create_app(
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="hud-platform-"))
     app.state.builds = BuildService(db, data_dir, registry=registry)
     app.state.tasksets = TasksetService(db, app.state.builds)
+    app.state.gateway = GatewayService(db, data_dir)
+    app.state.models = ModelService(db, app.state.gateway)
 
     @app.exception_handler(PlatformError)
     async def _platform_error(_request: Request, exc: PlatformError) -> JSONResponse:
@@ -159,6 +162,8 @@ def create_app(
     app.include_router(tasksets.router)
     app.include_router(telemetry.router)
     app.include_router(device.router)
+    app.include_router(models.router)
+    app.include_router(gateway.router)
 
     for prefix, what in RESERVED.items():
 

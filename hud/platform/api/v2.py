@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from hud.platform.api.deps import Caller, Identities, Limit, Offset, Runs
@@ -158,8 +158,9 @@ async def reports(body: Reports, caller: Caller, runs: Runs) -> dict[str, Any]:
 
 
 @router.get("/trace/{trace_id}")
-async def get_trace(trace_id: str, caller: Caller, runs: Runs) -> dict[str, Any]:
-    return await runs.get_trace(caller, trace_id)
+async def get_trace(trace_id: str, caller: Caller, runs: Runs, request: Request) -> dict[str, Any]:
+    trace = await runs.get_trace(caller, trace_id)
+    return {**trace, "usage": await request.app.state.gateway.trace_usage(caller, trace_id)}
 
 
 @router.get("/trace/{trace_id}/events")
@@ -181,8 +182,9 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-async def get_job(job_id: str, caller: Caller, runs: Runs) -> dict[str, Any]:
-    return await runs.get_job(caller, job_id)
+async def get_job(job_id: str, caller: Caller, runs: Runs, request: Request) -> dict[str, Any]:
+    job = await runs.get_job(caller, job_id)
+    return {**job, "usage": await request.app.state.gateway.job_usage(caller, job_id)}
 
 
 @router.get("/jobs/{job_id}/traces")

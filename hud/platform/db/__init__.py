@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hud.platform.db import deploy_schema as deploy_schema
+from hud.platform.db import gateway_schema as gateway_schema
 from hud.platform.db.schema import metadata
 
 __all__ = ["Database", "async_url", "metadata", "redact_url"]
