@@ -154,7 +154,7 @@ def test_errors_are_detail_bodies_and_bad_bodies_422(platform: Platform) -> None
         assert reply.status_code == 404 and "detail" in reply.json()
         assert api.get(f"/v2/jobs/{uuid.uuid4()}/traces").json()["detail"].startswith("Job")
         assert api.get("/v2/projects/not-a-uuid").status_code == 404
-        reply = api.post("/gateway/v1/messages", json={})
+        reply = api.post("/gateway/v1/nowhere", json={})
         assert reply.status_code == 404 and "gateway" in reply.json()["detail"]
         big = b'{"telemetry": [' + b" " * (40 * 1024 * 1024) + b"]}"
         reply = api.post(f"/telemetry/trace/{trace}/telemetry-upload", content=big,
