@@ -41,6 +41,7 @@ from hud.eval.trace import (
     text_messages,
 )
 from hud.protocol.errors import HudError
+from hud.types.trace import StopReason
 
 if TYPE_CHECKING:
     from hud.eval.run import Run
@@ -390,7 +391,7 @@ class ToolAgent(Agent):
         trace = run.trace
         by_name = {t.name: t for t in tools}
         policy = cfg.retry_policy()
-        stop: str | None = None
+        stop: StopReason | None = None
         truncated = False
         exhausted = False
         failed = False
@@ -507,7 +508,7 @@ class ToolAgent(Agent):
         trace.status = "error" if failed or (last is not None and last.error) else "completed"
         if stop is None:
             stop = "max_steps" if exhausted else ("length" if truncated else "done")
-        trace.stop_reason = stop  # type: ignore[assignment]
+        trace.stop_reason = stop
 
     async def dispatch(
         self,

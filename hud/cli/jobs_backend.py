@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 
 class JobsError(Exception):
@@ -107,7 +107,7 @@ class LocalJobs:
             detail = f"SIGINT to hud eval (pid {pid}): it stops and records the job interrupted"
             if not dry_run:
                 try:
-                    os.kill(int(pid), signal.SIGINT)  # type: ignore[arg-type]
+                    os.kill(pid, signal.SIGINT)
                 except OSError as exc:
                     why = f"job {record.job_id}: cannot signal pid {pid}: {exc}"
                     raise JobsError(why) from None
@@ -177,7 +177,7 @@ def _unfinished(record: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _is_hud_process(pid: Any) -> bool:
+def _is_hud_process(pid: Any) -> TypeGuard[int]:
     """``pid`` is alive and runs hud (a recycled pid of another program is never signalled)."""
     if not isinstance(pid, int) or pid <= 0:
         return False

@@ -755,10 +755,8 @@ async def check_storage(container: str, storage_mb: int) -> None:
 
 def merge_config(base: RuntimeConfig | None, row: RuntimeConfig | None) -> RuntimeConfig:
     """Constructor config overridden by the row's ``runtime_config`` (part by part)."""
-    if base is None and row is None:
-        return RuntimeConfig()
     if base is None:
-        return row  # type: ignore[return-value]
+        return row if row is not None else RuntimeConfig()
     if row is None:
         return base
     image, compose = base.image, base.compose
