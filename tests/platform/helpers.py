@@ -140,8 +140,11 @@ class Postgres:
 class Platform:
     """A `hud platform serve` child; restartable on the same port and data dir."""
 
-    def __init__(self, kind: str, data_dir: Path, db: str | None = None) -> None:
+    def __init__(
+        self, kind: str, data_dir: Path, db: str | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.kind = kind
+        self.extra_args = list(extra_args)
         self.data_dir = data_dir
         self.db = db
         self.port = free_port()
@@ -156,6 +159,7 @@ class Platform:
                 "--data-dir", str(self.data_dir), "--login-interval", "1"]  # fmt: skip
         if self.db:
             argv += ["--db", self.db]
+        argv += self.extra_args
         env = base_env(self.home)
         env["PYTHONPATH"] = str(REPO)
         offset = self.log.stat().st_size if self.log.exists() else 0
