@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 async def main(url: str) -> None:
     from hud.clients.client import HudClient
 
-    if hasattr(HudClient, "start_task"):  # the official 0.6.x client
+    if not hasattr(HudClient, "ready"):  # the official 0.6.x client
         from hud import Runtime, connect
 
         cm = connect(Runtime(url))

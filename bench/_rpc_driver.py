@@ -52,7 +52,7 @@ def sdk_rollout(url: str, pipeline: bool = False) -> Callable[[], Awaitable[None
     """One rollout through the interpreter's own ``hud`` client (ours or the official one)."""
     from hud.clients.client import HudClient
 
-    if hasattr(HudClient, "start_task"):  # the official 0.6.x client
+    if not hasattr(HudClient, "ready"):  # the official 0.6.x client
         if pipeline:
             sys.exit("error: --mode sdk-pipeline needs our client (the official one waits)")
         from hud import Runtime, connect

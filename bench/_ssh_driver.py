@@ -21,7 +21,7 @@ WORD = "hello"
 async def drive(url: str, n: int, warmup: int, command: str) -> dict[str, Any]:
     from hud.clients.client import HudClient
 
-    official = hasattr(HudClient, "start_task")
+    official = not hasattr(HudClient, "ready")
     if official:
         from hud import Runtime, connect
 
