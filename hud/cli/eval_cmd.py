@@ -621,13 +621,13 @@ def _run_and_report(
         view.close()
     for problem in result.write_errors[:3]:
         _note(f"could not save a rollout to the job record: {problem}")
-    rows = _display_rows(result, view)
+    rows = display.display_rows(result, view)
     summary = result.summary.model_dump()
     display.print_results(
         out_console, rows, summary, title=f"'{plan.source_label}' Results", job_id=result.job_id
     )
     if json_out is not None:
-        doc = _json_doc(plan, result.record, rows, summary, result.status)
+        doc = display.json_doc(plan, result.record, rows, summary, result.status)
         json_out.write(json.dumps(doc, indent=2, default=str) + "\n")
         json_out.flush()
     if result.interrupted:
@@ -746,34 +746,6 @@ async def _close_reporter(reporter: Any, ecn: Any) -> None:
         ecn.print(f"[yellow]Warning:[/] {lost} report(s) did not reach the platform")
 
 
-def _display_rows(result: Any, view: Any) -> list[dict[str, Any]]:
-    """Every row of the job for the table: this run's with their prompts, a resumed job's
-    earlier ones with the prompts of their saved traces (the first `MAX_TABLE_ROWS`)."""
-    from hud.cli.eval_display import MAX_TABLE_ROWS
-
-    mine = {row["trace_id"]: row for row in view.rows}
-    rows = []
-    for i, row in enumerate(result.rows):
-        shown = mine.get(row.trace_id)
-        if shown is None:
-            prompt = _saved_prompt(result.record, row.trace_id) if i < MAX_TABLE_ROWS else None
-            shown = view.display_row(row.model_dump(), prompt=prompt)
-        rows.append(shown)
-    return rows
-
-
-def _saved_prompt(record: Any, trace_id: Any) -> str | None:
-    """The prompt text of a recorded trace (None when unreadable)."""
-    if not trace_id or record is None:
-        return None
-    from hud.cli.eval_display import prompt_of
-
-    try:
-        return prompt_of(record.read_trace(str(trace_id)))
-    except (OSError, ValueError):
-        return None
-
-
 def _all_errored(result: Any) -> None:
     from rich.markup import escape
 
@@ -801,45 +773,3 @@ def _gate(summary: dict[str, Any], fail_under: float | None, fail_on_error: bool
         return 0
     err_console().print(f"[red]Quality gate failed:[/] {'; '.join(failed)}")
     return EXIT_GATE
-
-
-def _json_doc(
-    plan: Plan, record: Any, rows: list[dict[str, Any]], summary: dict[str, Any], status: str
-) -> dict[str, Any]:
-    """0.6.21's ``--json`` shape plus our extra keys."""
-    return {
-        "job_id": record.job_id,
-        "source": plan.source_label,
-        "run_count": summary["run_count"],
-        "mean_reward": summary["mean_reward"],
-        "error_count": summary["error_count"],
-        "elapsed_seconds": summary["elapsed_seconds"],
-        "runs": [
-            {
-                "task_id": r.get("task_id"),
-                "slug": r.get("slug"),
-                "reward": r.get("reward"),
-                "is_error": bool(r.get("is_error")),
-                "trace_error": r.get("error"),
-                "trace_id": r.get("trace_id"),
-                "group_index": r.get("group_index"),
-                "status": r.get("status"),
-                "stop_reason": r.get("stop_reason"),
-                "answer": r.get("answer"),
-                "duration_s": r.get("duration_s"),
-            }
-            for r in rows
-        ],
-        "mean_reward_excluding_errors": summary["mean_reward_excluding_errors"],
-        "reward_std": summary["reward_std"],
-        "success_rate": summary["success_rate"],
-        "failed_mid_run": summary["failed_mid_run"],
-        "suspicious": summary["suspicious"],
-        "rollouts_per_second": summary["rollouts_per_second"],
-        "status": status,
-        "agent": plan.agent,
-        "model": plan.model,
-        "group": plan.group,
-        "task_count": len(plan.slugs),
-        "record": str(record.root),
-    }
