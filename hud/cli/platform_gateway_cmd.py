@@ -87,9 +87,10 @@ def upstream_add(
     """Route MODEL names to a provider endpoint; they appear in GET /v2/models."""
     import os
 
+    key: str | None = api_key
     if api_key_env:
-        api_key = api_key or os.environ.get(api_key_env) or None
-        if not api_key:
+        key = key or os.environ.get(api_key_env) or None
+        if not key:
             raise CLIError(f"{api_key_env} is not set", hint="export it, or pass --api-key")
 
     async def action(gateway: Any) -> Any:
@@ -97,7 +98,7 @@ def upstream_add(
             name,
             provider=provider.strip().lower().replace("-", "_"),
             base_url=base_url.strip(),
-            api_key=api_key,
+            api_key=key,
             models_=model,
             price_in=price_in,
             price_out=price_out,

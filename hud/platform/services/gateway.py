@@ -242,6 +242,8 @@ class GatewayService:
                     .order_by(models.c.model_name)
                 )
             ).all()
+        if row is None:
+            raise NotFound(f"no upstream with id {upstream_id}")
         return {
             "id": str(row.id),
             "name": row.name,
@@ -500,4 +502,5 @@ def _pick(table: _Table, ident: Identity, model: str) -> _Model | None:
     found = table.by_name.get(model.strip().lower(), [])
     own = [m for m in found if m.team_id == ident.team_id]
     shared = [m for m in found if m.team_id is None]
-    return (own or shared or [None])[0]
+    picked = own or shared
+    return picked[0] if picked else None
