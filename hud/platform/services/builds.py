@@ -47,10 +47,11 @@ TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 MAX_UPLOAD = 1024 * 1024 * 1024
 #: Label on every image the platform builds; its value identifies the platform (data dir).
 IMAGE_LABEL = "io.hud.platform"
-BUILD_LABEL = "io.hud.platform.build"
 DOCKERFILES = ("Dockerfile.hud", "Dockerfile")
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 ERROR_LINES = 20
+#: Builds run at once by one platform process (more wait their turn, IN_PROGRESS).
+MAX_CONCURRENT_BUILDS = 2
 MANIFEST_TIMEOUT = 180.0
 
 
@@ -114,7 +115,7 @@ class BuildService:
         self.registry = registry.rstrip("/") if registry else None
         self.platform_id = platform_id(self.data_dir)
         self._jobs: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._lock = asyncio.Lock()
+        self._slots: asyncio.Semaphore | None = None
 
     # -- registry (§3.1) --------------------------------------------------------------------
     async def list_environments(
@@ -440,7 +441,7 @@ class BuildService:
         self, bid: uuid.UUID, team_id: uuid.UUID, env_id: uuid.UUID, build_secrets: list[str]
     ) -> None:
         task = asyncio.get_running_loop().create_task(
-            self._run(bid, team_id, env_id, build_secrets)
+            self._queued(bid, team_id, env_id, build_secrets)
         )
         self._jobs[bid] = task
         task.add_done_callback(lambda _t: self._jobs.pop(bid, None))
@@ -461,6 +462,14 @@ class BuildService:
             values["runtime_config"] = runtime_config
         async with self.db.write() as conn:
             await conn.execute(update(builds).where(builds.c.id == bid).values(**values))
+
+    async def _queued(
+        self, bid: uuid.UUID, team_id: uuid.UUID, env_id: uuid.UUID, build_secrets: list[str]
+    ) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(MAX_CONCURRENT_BUILDS)
+        async with self._slots:
+            await self._run(bid, team_id, env_id, build_secrets)
 
     async def _run(
         self, bid: uuid.UUID, team_id: uuid.UUID, env_id: uuid.UUID, build_secrets: list[str]
@@ -506,8 +515,12 @@ class BuildService:
                 await in_thread(self._docker_build, row, context, dockerfile, blog)
                 if self.registry:
                     await in_thread(self._push, row.uri, blog)
-            blog.write("Serving the image once to read its manifest (hello + tasks.list)")
-            manifest = await self._manifest(row.uri, runtime_config, secret_values)
+            manifest = await self._unchanged_manifest(row, runtime_config)
+            if manifest is not None:
+                blog.write("The image is unchanged since the previous version: manifest kept")
+            else:
+                blog.write("Serving the image once to read its manifest (hello + tasks.list)")
+                manifest = await self._manifest(row.uri, runtime_config, secret_values)
             blog.write(
                 f"Manifest: {len(manifest.get('tasks') or [])} task(s), "
                 f"{len(manifest.get('capabilities') or [])} capability(ies)"
@@ -530,9 +543,12 @@ class BuildService:
         finally:
             blog.close()
             shutil.rmtree(workdir, ignore_errors=True)
+            with contextlib.suppress(Exception):  # the image is the artifact now
+                self.storage.delete(row.upload_key)
 
-    def _labels(self, bid: uuid.UUID) -> dict[str, str]:
-        return {IMAGE_LABEL: self.platform_id, BUILD_LABEL: str(bid)}
+    def _labels(self) -> dict[str, str]:
+        # One constant label, so an unchanged context is a fully cached build.
+        return {IMAGE_LABEL: self.platform_id}
 
     def _docker_build(self, row: Any, context: Path, dockerfile: str, blog: BuildLog) -> None:
         import docker.errors
@@ -552,7 +568,7 @@ class BuildService:
                     rm=True,
                     forcerm=True,
                     decode=True,
-                    labels=self._labels(row.id),
+                    labels=self._labels(),
                 ):
                     if "stream" in chunk:
                         blog.write(str(chunk["stream"]))
@@ -604,7 +620,7 @@ class BuildService:
                 images[svc] = ref
                 override["services"][svc] = {
                     "image": ref,
-                    "build": {"labels": self._labels(row.id)},
+                    "build": {"labels": self._labels()},
                 }
         over = root.parent / f"{row.id}.override.json"
         over.write_text(json.dumps(override))
@@ -633,6 +649,28 @@ class BuildService:
                         update(builds).where(builds.c.id == row.id).values(uri=row_uri)
                     )
         return {"compose": {"document": resolved, "root": str(root)}}
+
+    async def _unchanged_manifest(
+        self, row: Any, runtime_config: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The previous version's manifest when this build produced the very same image."""
+        from hud.eval.runtimes.docker import docker_client, in_thread
+
+        if runtime_config is not None:  # Compose: several images, always served
+            return None
+        async with self.db.read() as conn:
+            prev = await self._latest(conn, row.environment_id)
+        if prev is None or not prev.manifest or not prev.uri:
+            return None
+
+        def image_id(ref: str) -> str | None:
+            try:
+                return str(docker_client().images.get(ref).id)
+            except Exception:
+                return None
+
+        new, old = await in_thread(image_id, row.uri), await in_thread(image_id, prev.uri)
+        return dict(prev.manifest) if new is not None and new == old else None
 
     async def _manifest(
         self, image: str, runtime_config: dict[str, Any] | None, env_vars: dict[str, str]
@@ -668,7 +706,6 @@ class BuildService:
         ]
         return {
             "env": info.get("env") or {},
-            "protocol_version": info.get("protocol_version"),
             "tasks": listed,
             "capabilities": caps,
         }
