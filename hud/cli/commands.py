@@ -11,6 +11,7 @@ def register(app: typer.Typer) -> None:
     from hud.cli.init_cmd import init_command
     from hud.cli.jobs_cmd import cancel_command, jobs_app
     from hud.cli.login_cmd import login_command
+    from hud.cli.models_cmd import models_app
     from hud.cli.platform_cmd import platform_app
     from hud.cli.serve_cmd import serve_command
     from hud.cli.set_cmd import set_command
@@ -25,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(task_app, name="task")
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(trace_app, name="trace")
+    app.add_typer(models_app, name="models")
     # 0.6.21 keeps `hud cancel` as a hidden, deprecated alias of `hud jobs cancel`.
     app.command(name="cancel", hidden=True)(cancel_command)
     app.add_typer(platform_app, name="platform")

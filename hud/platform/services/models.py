@@ -101,7 +101,7 @@ class ModelService:
                     name="base",
                     parent_id=None,
                     is_active=1,
-                    metrics={"source_model": source.model_name},
+                    metrics={},
                     created_at=created,
                 )
             )
@@ -120,9 +120,7 @@ class ModelService:
                     .order_by(checkpoints.c.created_at, checkpoints.c.name)
                 )
             ).all()
-        # The head first (the client takes the first active one), then creation order.
-        ordered = [r for r in rows if r.is_active] + [r for r in rows if not r.is_active]
-        return [_checkpoint(r) for r in ordered]
+        return [_checkpoint(r) for r in rows]  # creation order; the head is the active one
 
     async def add_checkpoint(
         self,
@@ -145,6 +143,9 @@ class ModelService:
             raise Invalid(f"provider: use one of {', '.join(PROVIDERS)}")
         if base_url is not None and not re.match(r"^https?://[^\s/]+", base_url):
             raise Invalid(f"base_url: {base_url!r} is not an http(s) URL")
+        for key, value in (metrics or {}).items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise Invalid(f"metrics.{key}: metrics are numbers, got {value!r}")
         async with self.db.write() as conn:
             model = await self._model_row(conn, ident, ref, own=True)
             existing = (
