@@ -15,6 +15,7 @@ _EXPORTS = {
     "Taskset": "hud.eval.taskset",
     "Runtime": "hud.eval.runtime",
     "Provider": "hud.eval.runtime",
+    "AgentProtocol": "hud.eval.agent",
     "LocalRuntime": "hud.eval.runtimes.local",
     "SubprocessRuntime": "hud.eval.runtimes.subprocess",
     "DockerRuntime": "hud.eval.runtimes.docker",

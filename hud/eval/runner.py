@@ -33,9 +33,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from hud.eval.events import (
     JobFinished,
@@ -51,6 +52,10 @@ from hud.eval.run import Run
 from hud.eval.task import Task
 from hud.types.job import JobOutcome, JobSummary, RunRow
 from hud.types.trace import Trace
+
+if TYPE_CHECKING:
+    from hud.eval.agent import AgentProtocol
+    from hud.eval.runtime import Provider, Runtime
 
 log = logging.getLogger("hud.eval")
 
@@ -87,8 +92,8 @@ class AutoPlacement:
         from hud.eval.runtimes.subprocess import SubprocessRuntime
 
         self._targets: dict[str, Path] = {}
-        self._own: dict[int, Any] = {}
-        self._live: dict[int, Any] = {}
+        self._own: dict[int, Provider] = {}
+        self._live: dict[int, Provider] = {}
         containers = False
         for task in tasks:
             live = task.environment
@@ -118,14 +123,14 @@ class AutoPlacement:
         self._docker = DockerRuntime() if containers else None
 
     @property
-    def providers(self) -> list[Any]:
+    def providers(self) -> list[Provider]:
         """The providers this placement enters around a job."""
-        out: list[Any] = [*self._own.values(), *self._processes.values()]
+        out: list[Provider] = [*self._own.values(), *self._processes.values()]
         if self._docker is not None:
             out.append(self._docker)
         return out
 
-    def __call__(self, task: Task) -> Any:
+    def __call__(self, task: Task) -> AbstractAsyncContextManager[Runtime]:
         live = task.environment
         provider = getattr(live, "provider", None)
         if provider is not None:
@@ -143,7 +148,7 @@ class AutoPlacement:
     async def __aenter__(self) -> AutoPlacement:
         async with contextlib.AsyncExitStack() as stack:
             for provider in self.providers:
-                if hasattr(provider, "__aenter__"):
+                if _scoped(provider):
                     await stack.enter_async_context(provider)
             self._stack = stack.pop_all()
         return self
@@ -152,7 +157,12 @@ class AutoPlacement:
         await self._stack.aclose()
 
 
-def docker_placement(tasks: Iterable[Task], *, env_target: Path | None = None) -> Any:
+def _scoped(provider: object) -> TypeGuard[AbstractAsyncContextManager[object]]:
+    """A provider that is also entered around the whole job (it owns warm pools, containers)."""
+    return hasattr(provider, "__aenter__")
+
+
+def docker_placement(tasks: Iterable[Task], *, env_target: Path | None = None) -> Provider:
     """``"docker"``: a container per rollout; images are built from the environment source's
     ``Dockerfile.hud`` unless every row names its own image or compose project."""
     from hud.eval.runtimes.docker import DockerRuntime
@@ -172,8 +182,8 @@ def docker_placement(tasks: Iterable[Task], *, env_target: Path | None = None) -
 
 
 def resolve_placement(
-    placement: Any, tasks: Iterable[Task], *, env_target: Path | None = None
-) -> Any:
+    placement: str | Provider, tasks: Iterable[Task], *, env_target: Path | None = None
+) -> Provider:
     """A provider for ``placement``: ``"auto"``/``"local"``, ``"docker"``, ``"tcp://..."`` or
     a provider (returned as is)."""
     if not isinstance(placement, str):
@@ -254,9 +264,9 @@ def _open_record(
 
 async def run_job(
     tasks: Any,
-    agent: Any,
+    agent: AgentProtocol,
     *,
-    placement: Any = "auto",
+    placement: str | Provider = "auto",
     group: int | None = None,
     max_concurrent: int | None = None,
     rollout_timeout: float | None = None,
@@ -383,8 +393,8 @@ class _Runner:
     def __init__(
         self,
         job: Job,
-        agent: Any,
-        provider: Any,
+        agent: AgentProtocol,
+        provider: Provider,
         record: JobRecord | None,
         on_event: EventHandler | None,
         rollout_timeout: float | None,
@@ -419,7 +429,7 @@ class _Runner:
                     return
                 results[i] = await self.one(task, index, group_id)
 
-        scope = self.provider if hasattr(self.provider, "__aenter__") else None
+        scope = self.provider if _scoped(self.provider) else None
         async with contextlib.AsyncExitStack() as stack:
             if scope is not None:
                 await stack.enter_async_context(scope)
@@ -500,7 +510,7 @@ class _Runner:
         return run
 
 
-async def run_task(task: Task, agent: Any, **kwargs: Any) -> Job:
+async def run_task(task: Task, agent: AgentProtocol, **kwargs: Any) -> Job:
     """``Task.run``: one task as a job; returns the `Job` (the ``run_task`` hook)."""
     placement = kwargs.pop("runtime", None) or "auto"
     return (await run_job(task, agent, placement=placement, **kwargs)).job

@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import ItemsView, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -16,6 +16,10 @@ from hud.environment.loader import LoadError, import_modules
 from hud.eval.runtime_config import RuntimeConfig
 from hud.eval.task import Task
 from hud.protocol.errors import HudError
+
+if TYPE_CHECKING:
+    from hud.eval.agent import AgentProtocol
+    from hud.eval.runtime import Provider
 
 log = logging.getLogger("hud.eval")
 
@@ -276,9 +280,9 @@ class Taskset:
     # -- running ---------------------------------------------------------------------
     async def run(
         self,
-        agent: Any,
+        agent: AgentProtocol,
         *,
-        runtime: Any = None,
+        runtime: str | Provider | None = None,
         group: int | None = None,
         max_concurrent: int | None = None,
         job: Any = None,
