@@ -131,8 +131,19 @@ class LocalJobs:
             raise JobsError(str(exc)) from None
 
 
-def backend_for(jobs_dir: Path | None = None, *, span_dir: Path | None = None) -> JobsBackend:
-    """The backend the jobs/trace commands use (local records today)."""
+def backend_for(
+    jobs_dir: Path | None = None, *, span_dir: Path | None = None, platform: bool | None = None
+) -> JobsBackend:
+    """The backend the jobs/trace commands use: the platform when ``platform`` is True, or
+    when it is None, no ``jobs_dir`` was given and ``HUD_API_KEY`` is set; else local records."""
+    if platform or (platform is None and jobs_dir is None):
+        from hud.cli.jobs_platform import platform_backend
+
+        remote = platform_backend()
+        if remote is not None:
+            return remote
+        if platform:
+            raise JobsError("no platform is configured: set HUD_API_KEY (or run `hud login`)")
     return LocalJobs(jobs_dir, span_dir=span_dir)
 
 

@@ -61,10 +61,17 @@ jobs_app = typer.Typer(
 )
 
 
-def _backend(jobs_dir: Path | None, legacy_dir: Path | None) -> Any:
-    from hud.cli.jobs_backend import backend_for
+PLATFORM_HELP = "Read the platform (default when HUD_API_KEY is set) or the local records."
 
-    return backend_for(jobs_dir or legacy_dir)
+
+def _backend(jobs_dir: Path | None, legacy_dir: Path | None, platform: bool | None = None) -> Any:
+    from hud.cli.errors import CLIError
+    from hud.cli.jobs_backend import JobsError, backend_for
+
+    try:
+        return backend_for(jobs_dir or legacy_dir, platform=platform)
+    except JobsError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def _reward(value: Any) -> str:
@@ -103,11 +110,12 @@ def list_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print one id per line."),
     jobs_dir: Path = typer.Option(None, "--jobs-dir", help=JOBS_DIR_HELP),
     legacy_dir: Path = typer.Option(None, "--dir", hidden=True),
+    platform: bool = typer.Option(None, "--platform/--local", help=PLATFORM_HELP),
 ) -> None:
     """List recent jobs (newest first)."""
     import json
 
-    backend = _backend(jobs_dir, legacy_dir)
+    backend = _backend(jobs_dir, legacy_dir, platform)
     rows = backend.list_jobs(limit)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -158,13 +166,14 @@ def get_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print one trace id per line."),
     jobs_dir: Path = typer.Option(None, "--jobs-dir", help=JOBS_DIR_HELP),
     legacy_dir: Path = typer.Option(None, "--dir", hidden=True),
+    platform: bool = typer.Option(None, "--platform/--local", help=PLATFORM_HELP),
 ) -> None:
     """Show the rollouts of one job."""
     from hud.cli.errors import CLIError
     from hud.cli.jobs_backend import JobsError
 
     try:
-        job = _backend(jobs_dir, legacy_dir).get_job(job_id)
+        job = _backend(jobs_dir, legacy_dir, platform).get_job(job_id)
     except JobsError as exc:
         raise CLIError(str(exc)) from None
     if limit is not None:
@@ -184,6 +193,7 @@ def cancel_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     jobs_dir: Path = typer.Option(None, "--jobs-dir", help=JOBS_DIR_HELP),
     legacy_dir: Path = typer.Option(None, "--dir", hidden=True),
+    platform: bool = typer.Option(None, "--platform/--local", help=PLATFORM_HELP),
 ) -> None:
     """Cancel a running job (local: `hud eval` stops and records it interrupted)."""
     import json
@@ -196,7 +206,7 @@ def cancel_command(
         raise CLIError("pass a job id or --all, not both")
     if not job_id and not all_jobs:
         raise CLIError("name a job to cancel, or pass --all", hint="see `hud jobs list`")
-    backend = _backend(jobs_dir, legacy_dir)
+    backend = _backend(jobs_dir, legacy_dir, platform)
     kwargs = {"trace_id": trace_id, "all_jobs": all_jobs}
     try:
         planned = backend.cancel(job_id, dry_run=True, **kwargs)

@@ -33,6 +33,9 @@ def get_command(
     ),
     jobs_dir: Path = typer.Option(None, "--jobs-dir", help=JOBS_DIR_HELP),
     legacy_dir: Path = typer.Option(None, "--dir", hidden=True),
+    platform: bool = typer.Option(
+        None, "--platform/--local", help="Read the platform (default when HUD_API_KEY is set)."
+    ),
 ) -> None:
     """Show the turns, tool calls and grade of one rollout."""
     import json
@@ -44,7 +47,10 @@ def get_command(
 
     spans = local_dir if local_dir is not None else configured_local_dir()
     try:
-        data, where = backend_for(jobs_dir or legacy_dir, span_dir=spans).get_trace(trace_id)
+        if platform is None and (Path(trace_id).exists() or local_dir is not None):
+            platform = False  # a trace file, or a span directory: local
+        backend = backend_for(jobs_dir or legacy_dir, span_dir=spans, platform=platform)
+        data, where = backend.get_trace(trace_id)
     except JobsError as exc:
         raise CLIError(str(exc)) from None
     events = [_header_event(data, where), *trace_events(data)]
@@ -73,7 +79,7 @@ def _header_event(data: dict[str, Any], path: str) -> dict[str, Any]:
     return {
         "kind": "trace",
         **{k: data.get(k) for k in keys},
-        "source": "local" if data.get("format") == "spans" else "record",
+        "source": {"spans": "local", "platform": "platform"}.get(str(data.get("format")), "record"),
         "path": str(path),
     }
 

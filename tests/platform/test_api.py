@@ -4,6 +4,7 @@ clear, §0.4 errors, both id forms (§0.5), span upserts in any order, projects,
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def test_auth_required_revoked_and_team_isolation(platform: Platform) -> None:
     revoked = platform.hud("key", "revoke", entry["id"])
     assert revoked.returncode == 0, revoked.stderr
     with platform.api(key) as api:
-        reply = api.get("/v2/auth/me")
+        # verified keys are trusted for up to a second (AUTH_CACHE_SECONDS) without a lookup
+        deadline = time.monotonic() + 10
+        while (reply := api.get("/v2/auth/me")).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert reply.status_code == 401 and "revoked" in reply.json()["detail"]
 
     team = f"other-{uuid.uuid4().hex[:6]}"

@@ -165,3 +165,55 @@ def test_platform_killed_mid_eval(
     # reporting resumed: rollouts that finished after the restart reached the platform too
     finished = [t for t in traces.values() if t["status"] == "completed"]
     assert len(finished) == ROWS, (len(finished), err[-2000:])
+
+
+def test_our_jobs_trace_and_cancel_commands(
+    platform: Platform, provider: FakeProvider, project: Path
+) -> None:
+    """`hud jobs list|get|cancel` and `hud trace get` read the platform when a key is set
+    (``--local`` reads the records), and `hud cancel` is the hidden alias of `jobs cancel`."""
+    email = f"ours-{uuid.uuid4().hex[:6]}@example.com"
+    assert platform.hud("user", "add", email).returncode == 0
+    key = platform.new_key("--user", email)
+    env = {**base_env(make_home()), **platform.client_env(key)}
+    proc = run_cli(eval_argv(provider), env, cwd=project, ours=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    job_id = str(uuid.UUID(report["job_id"]))
+
+    def hud(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(list(args), env, cwd=project, ours=True)
+
+    listed = hud("jobs", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert rows[0]["job_id"] == job_id and (rows[0]["runs"], rows[0]["total"]) == (2, 2)
+    assert rows[0]["reward"] == 0.5
+    local = json.loads(hud("jobs", "list", "--local", "--json").stdout)
+    assert [r["job_id"] for r in local] == [report["job_id"]]
+    got = json.loads(hud("jobs", "get", report["job_id"], "--json").stdout)
+    assert got["status"] == "completed" and got["stats"]["runs"] == 2
+    assert sorted((r["trace_id"], r["reward"]) for r in got["runs"]) == sorted(
+        (str(uuid.UUID(r["trace_id"])), r["reward"]) for r in report["runs"]
+    )
+    run = report["runs"][0]
+    events = json.loads(hud("trace", "get", run["trace_id"], "--json").stdout)
+    assert events[0]["status"] == "completed" and events[0]["source"] == "platform"
+    agent = next(e for e in events if e["kind"] == "agent_message")
+    assert agent["text"] == run["answer"]
+    shown = hud("trace", run["trace_id"])
+    assert shown.returncode == 0 and "Turn 1 — agent" in shown.stdout
+    missing = hud("jobs", "get", "no-such-job")
+    assert missing.returncode == 1 and "Job no-such-job not found" in missing.stderr
+
+    job, t1, t2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with platform.api(key) as api:
+        for trace in (t1, t2):
+            assert api.post(f"/v2/trace/{trace.hex}/enter", json={"job_id": job.hex}).is_success
+    one = hud("jobs", "cancel", str(job), "-t", str(t1), "--yes")
+    assert one.returncode == 0 and "cancellation requested" in one.stdout, one.stderr
+    rest = hud("cancel", str(job), "--yes", "--json")
+    assert rest.returncode == 0, rest.stderr
+    assert "1 active rollout(s) cancelled" in json.loads(rest.stdout)["actions"][0]["detail"]
+    with platform.api(key) as api:
+        assert {t["status"] for t in page(api, f"/v2/jobs/{job}/traces")} == {"cancelled"}

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -50,20 +51,39 @@ def normalize_project_name(name: str) -> str:
     return re.sub(r"-{2,}", "-", text).strip("-")
 
 
+#: How long a verified key is trusted without a database lookup (so a revocation, possibly by
+#: another process such as `hud platform key revoke`, takes effect within this many seconds).
+AUTH_CACHE_SECONDS = 1.0
+AUTH_CACHE_SIZE = 10_000
+
+
 class IdentityService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._verified: dict[str, tuple[float, Identity]] = {}
 
     # -- auth -------------------------------------------------------------------------------
     async def authenticate(self, key: str | None) -> Identity:
         if not key:
             raise Unauthorized("Missing API key: send 'Authorization: Bearer <HUD_API_KEY>'")
+        hashed = hash_key(key)
+        clock = time.monotonic()
+        cached = self._verified.get(hashed)
+        if cached is not None and clock - cached[0] < AUTH_CACHE_SECONDS:
+            return cached[1]
+        ident = await self._lookup(hashed)
+        if len(self._verified) >= AUTH_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[hashed] = (clock, ident)
+        return ident
+
+    async def _lookup(self, hashed: str) -> Identity:
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
                     select(
                         api_keys.c.id, api_keys.c.user_id, api_keys.c.team_id, api_keys.c.revoked_at
-                    ).where(api_keys.c.key_hash == hash_key(key))
+                    ).where(api_keys.c.key_hash == hashed)
                 )
             ).first()
         if row is None:
@@ -102,7 +122,7 @@ class IdentityService:
         if not name:
             raise Invalid("team name is empty")
         async with self.db.write() as conn:
-            if await self._team_id(conn, name, missing_ok=True):
+            if await self._find_team(conn, name):
                 raise Conflict(f"team {name!r} already exists")
             team_id = await self._create_team(conn, name)
             await self._create_default_project(conn, team_id)
@@ -312,21 +332,15 @@ class IdentityService:
         )
         return key, {"id": str(key_id), "prefix": prefix, "name": name}
 
-    @overload
-    async def _team_id(
-        self, conn: AsyncConnection, name: str, *, missing_ok: Literal[False] = False
-    ) -> uuid.UUID: ...
-    @overload
-    async def _team_id(
-        self, conn: AsyncConnection, name: str, *, missing_ok: bool
-    ) -> uuid.UUID | None: ...
-    async def _team_id(
-        self, conn: AsyncConnection, name: str, *, missing_ok: bool = False
-    ) -> uuid.UUID | None:
+    async def _find_team(self, conn: AsyncConnection, name: str) -> uuid.UUID | None:
         row = (await conn.execute(select(teams.c.id).where(teams.c.name == name))).first()
-        if row is None and not missing_ok:
-            raise NotFound(f"team {name!r} not found (create it with `hud platform team add`)")
         return row.id if row else None
+
+    async def _team_id(self, conn: AsyncConnection, name: str) -> uuid.UUID:
+        team_id = await self._find_team(conn, name)
+        if team_id is None:
+            raise NotFound(f"team {name!r} not found (create it with `hud platform team add`)")
+        return team_id
 
     async def _user_id(self, conn: AsyncConnection, email: str) -> uuid.UUID:
         row = (await conn.execute(select(users.c.id).where(users.c.email == email))).first()

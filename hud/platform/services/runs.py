@@ -298,7 +298,7 @@ class RunService:
     async def get_job(self, ident: Identity, job_id: str) -> dict[str, Any]:
         jid = run_id(job_id)
         async with self.db.read() as conn:
-            row = await self._job_row(conn, ident, jid)
+            row = await self._job_row(conn, ident, jid, job_id)
             counts = await self._status_counts(conn, [jid])
         return _job(row, counts.get(jid, {}))
 
@@ -308,7 +308,7 @@ class RunService:
         jid = run_id(job_id)
         where = (traces.c.job_id == jid, traces.c.team_id == ident.team_id)
         async with self.db.read() as conn:
-            await self._job_row(conn, ident, jid)
+            await self._job_row(conn, ident, jid, job_id)
             total = (
                 await conn.execute(select(func.count()).select_from(traces).where(*where))
             ).scalar_one()
@@ -369,7 +369,7 @@ class RunService:
     async def cancel_job(self, ident: Identity, job_id: str) -> int:
         jid = run_id(job_id)
         async with self.db.write() as conn:
-            await self._job_row(conn, ident, jid)
+            await self._job_row(conn, ident, jid, job_id)
             result = await conn.execute(
                 update(traces)
                 .where(
@@ -454,14 +454,16 @@ class RunService:
             raise NotFound(f"trace {tid} not found")
         return row.status
 
-    async def _job_row(self, conn: AsyncConnection, ident: Identity, jid: uuid.UUID) -> Any:
+    async def _job_row(
+        self, conn: AsyncConnection, ident: Identity, jid: uuid.UUID, label: str | None = None
+    ) -> Any:
         row = (
             await conn.execute(
                 select(jobs).where(jobs.c.id == jid, jobs.c.team_id == ident.team_id)
             )
         ).first()
         if row is None:
-            raise NotFound(f"Job {jid} not found")
+            raise NotFound(f"Job {label or jid} not found")
         return row
 
     async def _trace_row(self, conn: AsyncConnection, ident: Identity, tid: uuid.UUID) -> Any:
@@ -477,22 +479,37 @@ class RunService:
     async def _status_counts(
         self, conn: AsyncConnection, job_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, dict[str, Any]]:
+        """Per job: trace counts by status, and ``"reward"``: the mean over finished traces."""
         if not job_ids:
             return {}
         rows = (
             await conn.execute(
-                select(traces.c.job_id, traces.c.status, func.count(), func.avg(traces.c.reward))
+                select(
+                    traces.c.job_id,
+                    traces.c.status,
+                    func.count(),
+                    func.sum(traces.c.reward),
+                    func.count(traces.c.reward),
+                )
                 .where(traces.c.job_id.in_(job_ids))
                 .group_by(traces.c.job_id, traces.c.status)
             )
         ).all()
         out: dict[uuid.UUID, dict[str, Any]] = {}
-        for job, status, n, _avg in rows:
+        sums: dict[uuid.UUID, tuple[float, int]] = {}
+        for job, status, n, total, rewarded in rows:
             out.setdefault(job, {})[status] = int(n)
+            if status in TERMINAL and rewarded:
+                s, c = sums.get(job, (0.0, 0))
+                sums[job] = (s + float(total), c + int(rewarded))
+        for job, (s, c) in sums.items():
+            out[job]["reward"] = s / c
         return out
 
 
-def _job(row: Any, counts: dict[str, int]) -> dict[str, Any]:
+def _job(row: Any, counts: dict[str, Any]) -> dict[str, Any]:
+    counts = dict(counts)
+    reward = counts.pop("reward", None)
     return {
         "id": str(row.id),
         "name": row.name,
@@ -502,6 +519,7 @@ def _job(row: Any, counts: dict[str, int]) -> dict[str, Any]:
         "status": job_status(counts),
         "trace_count": sum(counts.values()),
         "status_counts": counts,
+        "reward": reward,
         "created_at": iso(row.created_at),
     }
 
