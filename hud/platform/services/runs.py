@@ -90,16 +90,16 @@ class RunService:
         group: int | None = None,
         taskset_id: str | None = None,
     ) -> dict[str, Any]:
-        async with self.db.write() as conn:
+        async with self.db.write(durable=False) as conn:
             return await self._job_enter(conn, ident, job_id, name, group, taskset_id)
 
     async def trace_enter(self, ident: Identity, trace_id: str, **fields: Any) -> dict[str, Any]:
-        async with self.db.write() as conn:
+        async with self.db.write(durable=False) as conn:
             return await self._trace_enter(conn, ident, trace_id, **fields)
 
     async def trace_exit(self, ident: Identity, trace_id: str, **fields: Any) -> dict[str, Any]:
         _check_exit(fields.get("status"))
-        async with self.db.write() as conn:
+        async with self.db.write(durable=False) as conn:
             return await self._trace_exit(conn, ident, trace_id, **fields)
 
     async def upload_spans(
@@ -108,14 +108,14 @@ class RunService:
         rows = _span_rows(run_id(trace_id), items)
         if not rows:
             return 0
-        async with self.db.write() as conn:
+        async with self.db.write(durable=False) as conn:
             return await self._upload_spans(conn, ident, trace_id, rows)
 
     async def report(self, ident: Identity, ops: list[tuple[str, str, Any]]) -> list[Any]:
         """Many reports in one transaction: ``(kind, id, fields)`` with kind ``job``,
         ``enter``, ``exit`` or ``spans``. Returns, per op, None or the `PlatformError`."""
         results: list[Any] = []
-        async with self.db.write() as conn:
+        async with self.db.write(durable=False) as conn:
             for kind, target, fields in ops:
                 try:
                     if kind == "job":
