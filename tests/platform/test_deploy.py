@@ -74,13 +74,17 @@ def test_deploy_scaffold(
     assert build["manifest"]["env"]["name"] == "demo_env"
 
     # the same name again is the next version of the same registry entry
-    again = deploy(platform, key, home, project, "--json", ours=ours)
+    # (with a secret: stored by name, its value in no reply)
+    again = deploy(platform, key, home, project, "--json", "-e", "TOKEN_X=value-4f1c9a", ours=ours)
     assert again.returncode == 0, again.stderr[-3000:]
     reply = json.loads(again.stdout)
     assert reply["build_id"] and reply["registry_id"] == link["registry_id"]
     with platform.api(key) as api:
         status = api.get(f"/v2/builds/{reply['build_id']}/status").json()
         assert status["status"] == "SUCCEEDED" and status["version"] == "2"
+        env_reply = api.get(f"/v2/registry/{link['registry_id']}")
+        assert env_reply.json()["secret_names"] == ["TOKEN_X"]
+        assert "value-4f1c9a" not in env_reply.text + json.dumps(status) + again.stdout
         found = api.get("/v2/registry", params={"search": "demo_env", "limit": 500}).json()
         assert [e["id"] for e in found["items"]] == [link["registry_id"]]
     with platform.api(team_key(platform)) as api:  # another team sees none of it
