@@ -346,12 +346,13 @@ def _split_positionals(source: str | None, agent: str | None) -> tuple[str | Non
 def auto_source(cwd: Path | None = None) -> Path:
     """No SOURCE: the only *.json/*.jsonl here (no dotfiles), else tasks.py."""
     from hud.cli.errors import CLIError
+    from hud.eval.taskset import ROW_FILE_SUFFIXES
 
     cwd = cwd or Path.cwd()
     files = sorted(
         p
         for p in cwd.iterdir()
-        if p.is_file() and p.suffix in (".json", ".jsonl") and not p.name.startswith(".")
+        if p.is_file() and p.suffix in ROW_FILE_SUFFIXES and not p.name.startswith(".")
     )
     if len(files) == 1:
         return Path(files[0].name)

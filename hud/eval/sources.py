@@ -8,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from hud.environment.loader import LoadError
-from hud.eval.taskset import Taskset
+from hud.eval.taskset import ROW_FILE_SUFFIXES, Taskset
 
 #: The files a task source can be (besides a directory): Python modules and row files.
-TASK_FILE_SUFFIXES = (".py", ".json", ".jsonl")
-#: Row files (read by `Taskset.from_file`; no import).
-ROW_FILE_SUFFIXES = (".json", ".jsonl")
+TASK_FILE_SUFFIXES = (".py", *ROW_FILE_SUFFIXES)
 
 
 def defines_environment(path: Path) -> bool:

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hud.eval")
 
+#: Files of task rows (`Taskset.from_file` reads them, `Taskset.to_file` writes them).
+ROW_FILE_SUFFIXES = (".json", ".jsonl")
+
 #: Row keys a `Task` understands; anything else in a task file is reported as unknown (G16).
 TASK_KEYS = frozenset(Task.model_fields)
 
@@ -177,7 +180,7 @@ class Taskset:
         suffix = path.suffix.lower()
         if path.is_dir() or suffix == ".py":
             return cls.from_module(path)
-        if suffix not in (".json", ".jsonl"):
+        if suffix not in ROW_FILE_SUFFIXES:
             raise LoadError(
                 f"cannot load tasks from {path}: expected a .json, .jsonl or .py file "
                 "or a directory"
@@ -265,7 +268,7 @@ class Taskset:
         """
         path = Path(path)
         suffix = path.suffix.lower()
-        if suffix not in (".json", ".jsonl"):
+        if suffix not in ROW_FILE_SUFFIXES:
             raise ValueError(f"cannot write tasks to {path}: use a .json or .jsonl file name")
         out_dir = path.parent.resolve()
         rows = [_row(task, out_dir) for task in self.tasks.values()]
