@@ -113,17 +113,21 @@ def test_broken_dockerfile_fails_with_its_lines(
     (project / "Dockerfile").write_text(
         "FROM debian:bookworm-slim\nRUN echo broken-step-marker && exit 7\n"
     )
-    proc = deploy(platform, key, make_home(), project, ours=ours)
+    # into a project named by its name (both CLIs resolve it); then no directory link is saved
+    with platform.api(key) as api:
+        made = api.post("/v2/projects", json={"name": "broken-builds"})
+        assert made.status_code == 200, made.text
+    proc = deploy(platform, key, make_home(), project, "--project", "broken-builds", ours=ours)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
     assert "FAILED" in out
     assert "broken-step-marker" in out and "returned a non-zero code: 7" in out
+    assert not (project / ".hud" / "config.json").exists() or not linked(project)["registry_id"]
     with platform.api(key) as api:
-        env_id = linked(project)["registry_id"]
-        env = api.get(f"/v2/registry/{env_id}").json()
-        assert env["latest_build"] is None  # no successful build
-        builds = api.get("/v2/registry", params={"search": "broken"}).json()["items"]
-        assert builds and builds[0]["name"] == "broken"
+        found = api.get("/v2/registry", params={"search": "broken"}).json()["items"]
+        assert [e["name"] for e in found] == ["broken"]
+        assert found[0]["project_id"] == made.json()["id"]
+        assert found[0]["latest_build"] is None  # no successful build
 
 
 @pytest.mark.parametrize("ours", [False, True], ids=["official", "ours"])

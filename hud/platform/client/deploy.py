@@ -166,6 +166,8 @@ def deploy(
             scope = scope_for(api_url, me)
             link = Link.load(root)
             link.check(scope)
+            project = request.project_id or link.get("project_id") or _default_project()
+            project_id = resolve_project(api, project) if project else None
             on_event("step", f"Environment name: {name}")
             data = pack(root)
             on_event("step", f"Context tarball: {len(data)} bytes")
@@ -181,7 +183,7 @@ def deploy(
             }
             optional = {
                 "registry_id": request.registry_id,
-                "project_id": request.project_id,
+                "project_id": project_id,
                 "runtime_provider": request.runtime_provider,
                 "runtime_config": request.runtime_config,
                 "environment_variables": request.env_vars,
@@ -205,6 +207,32 @@ def deploy(
     return DeployResult(build_id=build_id, registry_id=registry_id, name=name, status=status)
 
 
+def resolve_project(api: PlatformAPI, ref: str) -> str:
+    """A project's id from its id or name (§2: exact normalized-name match); `DeployError` when
+    missing, ambiguous, or closed to new environments."""
+    import re
+    import uuid
+
+    try:
+        project = api.request("GET", f"/projects/{uuid.UUID(ref)}")
+    except ValueError:
+        wanted = re.sub(
+            r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "", re.sub(r"[\s_]+", "-", ref.strip().lower()))
+        ).strip("-")
+        page = api.request("GET", "/projects", params={"search": wanted, "limit": 500})
+        found = [p for p in page.get("items") or [] if p.get("name") == wanted]
+        if not found:
+            raise DeployError(
+                f"project {ref!r} not found; `hud project list` shows yours"
+            ) from None
+        if len(found) > 1:
+            raise DeployError(f"several projects are named {ref!r}: pass its ID") from None
+        project = found[0]
+    if (project.get("capabilities") or {}).get("create") is False:
+        raise DeployError(f"you may not create environments in project {project.get('name')!r}")
+    return str(project["id"])
+
+
 def _put(url: str, data: bytes) -> None:
     try:
         reply = httpx.put(
@@ -214,6 +242,12 @@ def _put(url: str, data: bytes) -> None:
         raise DeployError(f"uploading the build context failed: {exc}") from None
     if reply.status_code >= 300:
         raise DeployError(f"uploading the build context failed with status {reply.status_code}")
+
+
+def _default_project() -> str | None:
+    from hud.settings import settings
+
+    return settings().get("HUD_DEFAULT_PROJECT") or None
 
 
 def logs_url(api_url: str, build_id: str, api_key: str) -> str:

@@ -52,6 +52,8 @@ COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-c
 ERROR_LINES = 20
 #: Builds run at once by one platform process (more wait their turn, IN_PROGRESS).
 MAX_CONCURRENT_BUILDS = 2
+#: A build no process of this platform runs, whose log has been silent this long, is failed.
+ORPHAN_QUIET_S = 60.0
 MANIFEST_TIMEOUT = 180.0
 
 
@@ -116,6 +118,7 @@ class BuildService:
         self.platform_id = platform_id(self.data_dir)
         self._jobs: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._slots: asyncio.Semaphore | None = None
+        self._since = now()
 
     # -- registry (§3.1) --------------------------------------------------------------------
     async def list_environments(
@@ -375,11 +378,26 @@ class BuildService:
 
     async def status(self, ident: Identity, build_id: str) -> dict[str, Any]:
         row = await self._row(ident, build_id)
-        if row.status in ACTIVE and row.id not in self._jobs:
-            # No job of this process runs it: the platform restarted during the build.
+        if row.status in ACTIVE and self._orphaned(row):
             await self._finish(row.id, "FAILED", error="the platform restarted during this build")
             row = await self._row(ident, build_id)
         return _build(row)
+
+    def _orphaned(self, row: Any) -> bool:
+        """True for a build no process runs any more: not a job of this process, started before
+        this process, and its log silent for a while (another replica may be running it)."""
+        if row.id in self._jobs:
+            return False
+        started = row.started_at
+        if started is not None and started.tzinfo is None:
+            started = started.replace(tzinfo=self._since.tzinfo)
+        if started is not None and started >= self._since:
+            return False
+        try:
+            quiet = time.time() - self.log_path(row.id).stat().st_mtime
+        except OSError:
+            quiet = float("inf")
+        return quiet > ORPHAN_QUIET_S
 
     async def _row(self, ident: Identity, build_id: str) -> Any:
         bid = parse_uuid(build_id, "build")
@@ -408,7 +426,7 @@ class BuildService:
         yield {"type": "status", "message": f"Streaming logs of build {bid}"}
         while True:
             status = (await self._row(ident, build_id)).status
-            if bid not in self._jobs and status in ACTIVE:
+            if status in ACTIVE and bid not in self._jobs:
                 status = (await self.status(ident, build_id))["status"]
             try:
                 with open(path, "rb") as fh:
