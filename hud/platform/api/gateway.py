@@ -22,6 +22,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -56,9 +57,15 @@ PASS_BACK = ("content-type", "retry-after", "request-id", "x-request-id")
 def _http(request: Request) -> httpx.AsyncClient:
     client = getattr(request.app.state, "gateway_http", None)
     if client is None:
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        # A request goes out as head then body: without TCP_NODELAY the body waits for the
+        # upstream's delayed ACK of the head.
+        transport = httpx.AsyncHTTPTransport(
+            limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        )
         client = httpx.AsyncClient(
+            transport=transport,
             timeout=httpx.Timeout(600.0, connect=15.0),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
             follow_redirects=False,
             trust_env=False,
         )

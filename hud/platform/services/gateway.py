@@ -42,6 +42,9 @@ AGENT_TYPES = {
 FAMILY = {"anthropic": "anthropic", "openai": "openai", "openai_compatible": "openai",
           "gemini": "gemini"}  # fmt: skip
 REFRESH_SECONDS = 2.0
+#: Usage rows are written in batches: after this many calls or this many seconds.
+USAGE_BATCH = 200
+USAGE_DELAY = 0.5
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -126,6 +129,8 @@ class GatewayService:
         self._refresh_lock = asyncio.Lock()
         self._windows: dict[uuid.UUID, deque[float]] = {}
         self._pending: set[asyncio.Task[None]] = set()
+        self._rows: list[dict[str, Any]] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def box(self) -> SecretBox:
@@ -420,7 +425,8 @@ class GatewayService:
         tokens_out: int,
         latency_ms: float,
     ) -> None:
-        """Write one usage row in the background (the reply is not held for it)."""
+        """Buffer one usage row; batches are written in the background (the reply is not held
+        for it, and reads of usage flush first)."""
         cost = target.cost(tokens_in, tokens_out) if target is not None else None
         if cost:
             table = self._table
@@ -445,19 +451,34 @@ class GatewayService:
             cost=cost,
             created_at=now(),
         )
-        task = asyncio.get_running_loop().create_task(self._write_usage(values))
+        self._rows.append(values)
+        if len(self._rows) >= USAGE_BATCH:
+            self._spawn_write()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(USAGE_DELAY, self._spawn_write)
+
+    def _spawn_write(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        task = asyncio.get_running_loop().create_task(self._write_usage(rows))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _write_usage(self, values: dict[str, Any]) -> None:
+    async def _write_usage(self, rows: list[dict[str, Any]]) -> None:
         try:
             async with self.db.write() as conn:
-                await conn.execute(usage.insert().values(**values))
-        except Exception as exc:  # usage is best effort; the call already succeeded
-            log.warning("gateway usage not recorded: %s", type(exc).__name__)
+                await conn.execute(usage.insert(), rows)
+        except Exception as exc:  # usage is best effort; the calls already succeeded
+            log.warning("gateway usage not recorded (%d calls): %s", len(rows), type(exc).__name__)
 
     async def flush(self) -> None:
-        """Wait for pending usage writes (tests, shutdown)."""
+        """Write buffered usage now and wait for every write (reads, tests, shutdown)."""
+        self._spawn_write()
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
