@@ -550,11 +550,10 @@ class BuildService:
             raise
         except Exception as exc:
             if isinstance(exc, BuildFailed):
-                message = str(exc)
+                message = hide(str(exc))
             else:
-                log.exception("build %s crashed", bid)
-                message = f"{type(exc).__name__}: {exc}"
-            message = hide(message)
+                message = hide(f"{type(exc).__name__}: {exc}")
+                log.error("build %s crashed: %s", bid, message)  # masked: no raw traceback
             blog.write(message)
             blog.write("Build failed")
             await self._finish(bid, "FAILED", error=message)
