@@ -162,14 +162,20 @@ def eval_command(
     jobs_dir: Path = typer.Option(
         None, "--jobs-dir", help="Where job records are written (default: .hud/jobs)."
     ),
+    rebuild: bool = typer.Option(
+        False, "--rebuild", help="Harbor tasks: build their images again, without the cache."
+    ),
 ) -> None:
     """Run an agent on tasks and report rewards; every run is saved under .hud/jobs."""
     import contextlib
+    import os
 
     from hud.cli.output import err_console
     from hud.eval.records import DEFAULT_JOBS_DIR
 
     jobs_dir = jobs_dir or DEFAULT_JOBS_DIR
+    if rebuild:
+        os.environ["HUD_HARBOR_REBUILD"] = "1"  # read by HarborRuntime (hud.integrations.harbor)
 
     project = None if resume else _project_config()
     if project is not None:

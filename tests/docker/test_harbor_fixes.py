@@ -121,3 +121,41 @@ def test_base_images_of_a_dockerfile(tmp_path: Path, dockerfile: str, expected: 
     path = tmp_path / "Dockerfile"
     path.write_text(dockerfile)
     assert base_images(path) == expected
+
+
+def test_unreachable_base_image_exits_non_zero(base_image: str, tmp_path: Path) -> None:
+    """No rollout could even start (the base image can neither be found nor pulled): `hud eval`
+    exits non-zero by default, with the reason on one line."""
+    task = _task_dir(tmp_path, "FROM 127.0.0.1:1/hud-tests/no-such-base:latest\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hud", "eval", str(task), "oracle", "--yes",
+         "--jobs-dir", str(tmp_path / "jobs")],
+        cwd=REPO, env=hud_env(tmp_path), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode != 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    assert "no-such-base" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_hud_eval_rebuild_flag(base_image: str, tmp_path: Path) -> None:
+    """`hud eval --rebuild` builds the task image again without the layer cache."""
+    from hud.integrations.harbor.trial import _base_ids, image_tag
+
+    task = _task_dir(tmp_path, f"FROM {base_image}\nRUN date +%s%N > /built\n")
+    tag = image_tag(load_task(task), _base_ids(load_task(task)))
+    stamps = []
+    try:
+        for extra in ([], [], ["--rebuild"]):
+            proc = subprocess.run(
+                [sys.executable, "-m", "hud", "eval", str(task), "oracle", "--yes", *extra,
+                 "--jobs-dir", str(tmp_path / "jobs")],
+                cwd=REPO, env=hud_env(tmp_path), capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            stamps.append(_cat(tag, "/built"))
+        assert stamps[0] == stamps[1], "cached without --rebuild"
+        assert stamps[2] != stamps[1], "--rebuild ran the Dockerfile again"
+    finally:
+        try:
+            docker_client().images.remove(tag, force=True)
+        except Exception:
+            pass
