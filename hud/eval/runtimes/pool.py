@@ -34,23 +34,26 @@ class WarmPool(Generic[T]):
         """A started item for ``key`` (counted in use until `release`); refills the pool.
 
         Raises what ``start`` raised for the item handed out (then nothing is in use).
+        With ``limit`` 0 nothing is started ahead.
         """
         pool = self._ready.setdefault(key, deque())
-        in_use = self._in_use[key] = self._in_use.get(key, 0) + 1
-        self._peak[key] = max(self._peak.get(key, 0), in_use)
         future = pool.popleft() if pool else asyncio.ensure_future(start())
-        target = min(self.limit, self._peak[key])
+        # One spare at first; then as many as rollouts were seen holding an item at once
+        # (takes still waiting do not count: a burst of them must not start a burst of spares).
+        target = min(self.limit, max(1, self._peak.get(key, 0))) if self.limit else 0
         while len(pool) < target:
             pool.append(asyncio.ensure_future(start()))
         try:
-            return await future
+            item = await future
         except BaseException:
-            self.release(key)
             if not future.done():
                 future.cancel()
                 with contextlib.suppress(BaseException):
                     await self._dispose(await future)
             raise
+        in_use = self._in_use[key] = self._in_use.get(key, 0) + 1
+        self._peak[key] = max(self._peak.get(key, 0), in_use)
+        return item
 
     def release(self, key: str) -> None:
         """One item of ``key`` is no longer in use."""
