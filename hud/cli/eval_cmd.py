@@ -671,9 +671,10 @@ async def _execute(
 
     from hud.cli.output import err_console
     from hud.eval.runner import run_job
+    from hud.platform.client.report import tee
 
     job = _job(plan, loaded, record)
-    reporter = _platform_reporter(job, agent, plan)
+    reporter, reporting = _platform_reporter(job, agent, plan)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -703,7 +704,7 @@ async def _execute(
             resume=record,
             config=plan.to_config(),
             env_target=loaded.env_target,
-            on_event=view,
+            on_event=tee(view, reporting),
             stop=stop,
         )
     finally:
@@ -732,15 +733,18 @@ def _job(plan: Plan, loaded: _Loaded, record: Any) -> Any:
     )
 
 
-def _platform_reporter(job: Any, agent: Any, plan: Any) -> Any:
-    """Report ``job`` to the platform in the background when a key is set (spec §5)."""
-    from hud.platform.client.report import reporter_from_settings, subscribe
+def _platform_reporter(job: Any, agent: Any, plan: Any) -> tuple[Any, Any]:
+    """When a key is set (spec §5): the background reporter and its ``on_event`` handler."""
+    from hud.platform.client.report import event_handler, reporter_from_settings
 
     reporter = reporter_from_settings()
-    if reporter is not None:
-        model = getattr(agent, "model", None) or getattr(plan, "model", None)
-        subscribe(job, reporter, model=str(model) if model else None)
-    return reporter
+    if reporter is None:
+        return None, None
+    model = getattr(agent, "model", None) or getattr(plan, "model", None)
+    handler = event_handler(
+        reporter, model=str(model) if model else None, taskset_id=job.taskset_id
+    )
+    return reporter, handler
 
 
 async def _close_reporter(reporter: Any, ecn: Any) -> None:

@@ -1,8 +1,10 @@
-"""Hooking a `Reporter` to an eval: reporting is on when ``HUD_TELEMETRY_ENABLED`` (default
-true) and ``HUD_API_KEY`` are set, as with the official client (spec platform.md §5)."""
+"""Reporting an eval to a platform: an ``on_event`` subscriber of `hud.eval.runner.run_job`
+feeding a background `Reporter`. On when ``HUD_TELEMETRY_ENABLED`` (default true) and
+``HUD_API_KEY`` are set, as with the official client (spec platform.md §5)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hud.platform.client.reporter import Reporter
@@ -21,45 +23,63 @@ def reporter_from_settings() -> Reporter | None:
         return None
 
 
-def subscribe(job: Any, reporter: Reporter, *, model: str | None = None) -> None:
-    """Report ``job`` (a `hud.eval.Job`): its enter now, each rollout's enter as it starts,
-    its steps as spans as they are recorded, and its exit as it finishes."""
-    reporter.job_enter(
-        job.id, name=job.name, group=job.group, taskset_id=getattr(job, "taskset_id", None)
-    )
+def event_handler(
+    reporter: Reporter, *, model: str | None = None, taskset_id: str | None = None
+) -> Callable[[Any], None]:
+    """An ``on_event`` handler reporting the job: its enter when it starts, each rollout's
+    enter as it starts, every recorded step as a span, each rollout's exit as it finishes.
+    It only queues (never blocks the event loop) and never raises."""
 
-    def on_start(task: Any, trace: Any) -> None:
-        trace_id = trace.trace_id
-        if not trace_id:
-            return
-        reporter.trace_enter(
-            trace_id, job_id=job.id, task_slug=getattr(task, "slug", None), model=model
-        )
-        trace.listen(on_step)
-
-    def on_step(trace: Any, step: Any) -> None:
+    def on_event(event: Any) -> None:
         try:
-            from hud.telemetry import step_span
-
-            if trace.trace_id:
-                reporter.span(trace.trace_id, step_span(str(trace.trace_id), step))
-        except Exception:  # a step that cannot become a span is skipped
+            _report(reporter, event, model=model, taskset_id=taskset_id)
+        except Exception:  # reporting never breaks a job
             pass
 
-    def on_run(run: Any) -> None:
-        trace = run.trace
-        if not trace.trace_id:
+    return on_event
+
+
+def _report(reporter: Reporter, event: Any, *, model: str | None, taskset_id: str | None) -> None:
+    kind = getattr(event, "type", None)
+    if kind == "job_started":
+        reporter.job_enter(event.job_id, name=event.name, group=event.group, taskset_id=taskset_id)
+    elif kind == "rollout_started":
+        reporter.trace_enter(event.trace_id, job_id=event.job_id, task_slug=event.slug, model=model)
+    elif kind == "step":
+        from hud.telemetry import step_span
+
+        reporter.span(event.trace_id, step_span(str(event.trace_id), event.step))
+    elif kind == "rollout_finished":
+        row, trace = event.row, event.trace
+        trace_id = row.trace_id or trace.trace_id
+        if not trace_id:
             return
-        grade = run.grade
-        status = trace.status or ("completed" if grade is not None else "error")
+        status = row.status or ("error" if row.is_error else "completed")
         reporter.trace_exit(
-            trace.trace_id,
-            status=status,
-            reward=float(run.reward),
-            error=trace.error if status == "error" else None,
-            evaluation_result=dict(grade.raw) if grade is not None and grade.raw else None,
-            stop_reason=trace.stop_reason,
+            trace_id,
+            status=status if status in ("completed", "error", "cancelled") else "error",
+            reward=float(row.reward or 0.0),
+            error=row.error if status == "error" else None,
+            evaluation_result=_grade_frame(trace),
+            stop_reason=row.stop_reason,
         )
 
-    job.on_start(on_start)
-    job.on_run(on_run)
+
+def _grade_frame(trace: Any) -> dict[str, Any] | None:
+    """The env's grade frame: the result of the rollout's ``evaluate`` task call."""
+    for step in reversed(getattr(trace, "steps", None) or []):
+        call = getattr(step, "task_call", None)
+        if call is not None and call.phase == "evaluate" and isinstance(call.result, dict):
+            return dict(call.result)
+    return None
+
+
+def tee(*handlers: Callable[[Any], None] | None) -> Callable[[Any], None]:
+    """One ``on_event`` handler calling each of ``handlers`` (None skipped) in order."""
+    active = [h for h in handlers if h is not None]
+
+    def on_event(event: Any) -> None:
+        for handler in active:
+            handler(event)
+
+    return on_event
