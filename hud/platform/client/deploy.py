@@ -18,12 +18,13 @@ import httpx
 from hud.platform.client.api import PlatformAPI, PlatformAPIError
 from hud.platform.client.context import pack
 from hud.platform.client.link import Link, scope_for
+from hud.protocol.errors import HudError
 
 ACTIVE = ("IN_PROGRESS", "MIGRATING", "CANCELLING", "PENDING", "QUEUED")
 POLL_SECONDS = 5.0
 
 
-class DeployError(Exception):
+class DeployError(HudError):
     """A deploy that cannot go on: bad input, a refused call, or a failed build."""
 
 

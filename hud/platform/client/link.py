@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from hud.protocol.errors import HudError
+
 CONFIG = Path(".hud") / "config.json"
 _LEGACY = {"registryId": "registry_id", "tasksetId": "taskset_id", "projectId": "project_id"}
 
 
-class LinkError(Exception):
+class LinkError(HudError):
     """The directory is linked elsewhere (another platform or other credentials)."""
 
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hud.platform.client.api import PlatformAPI, PlatformAPIError
+from hud.protocol.errors import HudError
 
 
-class ModelNotFound(LookupError):
+class ModelNotFound(HudError, LookupError):
     """No catalog entry matches; ``suggestions`` are near names."""
 
     def __init__(self, ref: str, suggestions: list[str]) -> None:

@@ -17,11 +17,12 @@ from urllib.parse import quote
 
 from hud.platform.client.api import PlatformAPI, PlatformAPIError
 from hud.platform.client.link import Link, scope_for
+from hud.protocol.errors import HudError
 
 EXTRA_FIELDS = ("validation", "agent_config", "columns", "runtime_config", "verifier")
 
 
-class SyncError(Exception):
+class SyncError(HudError):
     """A sync that cannot go on; ``lines`` lists one problem per row when rows are bad."""
 
     def __init__(self, message: str, lines: list[str] | None = None) -> None:

@@ -10,9 +10,10 @@ from urllib.parse import quote
 
 from hud.platform.client.api import PlatformAPI, PlatformAPIError
 from hud.platform.client.sync import normalize_name, record_to_row
+from hud.protocol.errors import HudError
 
 
-class PlatformTasksetError(Exception):
+class PlatformTasksetError(HudError):
     """The taskset or one of its environments cannot be run here."""
 
 
