@@ -293,6 +293,7 @@ class Server:
         if session.runner is None:
             self._forget(session)
             return
+        self._unpark(session)  # (never counted twice)
         session.live = False
         session.parked_at = time.monotonic()
         self._parked[session.id] = session
