@@ -86,26 +86,59 @@ def _all_edges() -> dict[str, set[tuple[str, str]]]:
     return edges
 
 
-def function_level_cycles() -> dict[tuple[str, str], list[str]]:
-    """Package pairs importing each other, counting every import: ``{(a, b): [where...]}``
-    (for information; see the test below for the pairs already kept apart)."""
+#: The layers of design.md, lowest first: a package imports only from lower ranks (counting
+#: imports inside functions). A new top-level package or module must be placed here.
+RANKS = {
+    "protocol": 0,
+    "version": 0,
+    "settings": 0,
+    "types": 1,
+    "capabilities": 1,
+    "transport": 1,
+    "telemetry": 2,
+    "environment": 3,
+    "clients": 4,
+    "graders": 5,
+    "eval": 6,
+    "agents": 7,
+    "integrations": 8,
+    "platform": 9,
+    "cli": 10,
+    "__init__": 11,
+    "__main__": 11,
+}
+
+
+def test_no_cycles_counting_imports_inside_functions() -> None:
     edges = _all_edges()
-    out: dict[tuple[str, str], list[str]] = {}
-    for a, targets in edges.items():
-        for b, _ in targets:
-            back = [w for t, w in edges.get(b, ()) if t == a]
-            if back and a < b:
-                there = sorted(w for t, w in targets if t == b)
-                out[(a, b)] = there + back
-    return out
+    graph = {pkg: {target for target, _ in targets} for pkg, targets in edges.items()}
 
+    def reachable(start: str) -> set[str]:
+        seen: set[str] = set()
+        stack = list(graph.get(start, ()))
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph.get(node, ()))
+        return seen
 
-def test_no_function_level_cycles_between_eval_types_telemetry_environment_integrations() -> None:
-    kept_apart = {
-        ("eval", "types"),
-        ("eval", "telemetry"),
-        ("environment", "types"),
-        ("eval", "integrations"),
+    cycles = sorted(pkg for pkg in graph if pkg in reachable(pkg))
+    where = {
+        pkg: sorted(w for t, w in edges[pkg] if t in cycles and pkg in reachable(t))
+        for pkg in cycles
     }
-    found = {pair: where for pair, where in function_level_cycles().items() if pair in kept_apart}
-    assert not found, f"imports (some inside functions) that make a cycle: {found}"
+    assert not cycles, f"packages in an import cycle: {where}"
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    packages = {p.relative_to(ROOT).parts[0].removesuffix(".py") for p in ROOT.rglob("*.py")}
+    unplaced = sorted(packages - RANKS.keys() - {"py"})
+    assert not unplaced, f"place these packages in RANKS (design.md's layers): {unplaced}"
+    upward = sorted(
+        f"{pkg} -> {target} ({where})"
+        for pkg, targets in _all_edges().items()
+        for target, where in targets
+        if RANKS[target] >= RANKS[pkg] and target != pkg
+    )
+    assert not upward, "imports from a higher (or the same) layer: " + "; ".join(upward)

@@ -657,9 +657,9 @@ async def test_bash_timeout_kills_process_group(tmp_path: pathlib.Path) -> None:
     s = await BashGrader.grade(
         1.0,
         command=f"echo start; sleep 30 & echo $! > {pidfile}; wait",
-        timeout_seconds=0.5,
+        timeout_seconds=2.0,
     )
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 25  # did not wait for the 30 s child
     assert s.value == 0.0
     assert s.info is not None
     assert {k: s.info[k] for k in ("exit_code", "stdout", "stderr", "timed_out", "timeout")} == {
@@ -667,7 +667,7 @@ async def test_bash_timeout_kills_process_group(tmp_path: pathlib.Path) -> None:
         "stdout": "start\n",
         "stderr": "",
         "timed_out": True,
-        "timeout": 0.5,
+        "timeout": 2.0,
     }
     assert await _wait_gone(int(pidfile.read_text()))
 

@@ -22,13 +22,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
 from hud.agents.base import Agent, AgentConfig
-from hud.agents.retry import ModelCallError, RetryPolicy, call_with_retries
 from hud.agents.tools.base import AgentTool, ToolContext, ToolError, ToolTimeoutError, text_result
 from hud.agents.tools.computer import add_screen_tools, pick_screen, screens_to_open
 from hud.agents.tools.mcp import mcp_tools, sanitize_tool_name
 from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
 from hud.capabilities import Capability
+from hud.clients.model_calls import (
+    MissingKeyError,
+    ModelCallError,
+    RetryPolicy,
+    call_with_retries,
+)
 from hud.eval.trace import (
     AgentStep,
     MCPToolCall,
@@ -40,7 +45,6 @@ from hud.eval.trace import (
     system_step,
     text_messages,
 )
-from hud.protocol.errors import HudError
 from hud.types.trace import StopReason
 
 if TYPE_CHECKING:
@@ -69,14 +73,6 @@ SSH_FAILURE_LIMIT = 3
 ROW_PROTECTED = frozenset(
     {"api_key", "api_key_env", "base_url", "model_client", "gateway", "model", "checkpoint_name"}
 )
-
-
-class MissingKeyError(HudError, ValueError):
-    """No credentials for the selected provider: one line naming the variable to set."""
-
-    def __init__(self, variable: str) -> None:
-        self.variable = variable
-        super().__init__(f"{variable} is not set: run `hud set {variable}=...` or export it")
 
 
 class ToolAgentConfig(AgentConfig):

@@ -37,7 +37,7 @@ def start_frame(first: Any) -> dict[str, Any]:
 
 def grade_frame(value: Any, task_id: str) -> dict[str, Any]:
     """Normalize a template's second yield into a grade frame with a numeric ``score``."""
-    from hud.graders import EvaluationResult, SubScore
+    from hud.types.scores import EvaluationResult, SubScore
 
     if isinstance(value, dict):
         score = value.get("score")

@@ -48,7 +48,7 @@ class Grade(BaseModel):
     @property
     def evaluation(self) -> Any:
         """The grade as an `EvaluationResult`."""
-        from hud.graders import EvaluationResult, SubScore
+        from hud.types.scores import EvaluationResult, SubScore
 
         subscores = self.subscores
         return EvaluationResult(

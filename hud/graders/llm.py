@@ -113,7 +113,7 @@ def resolve_route(
     api_key_env: str | None,
 ) -> JudgeRoute:
     """Where judge calls go; raises `MissingKeyError` (one line) when no key is found."""
-    from hud.agents.tool_agent import MissingKeyError
+    from hud.clients.model_calls import MissingKeyError
     from hud.settings import get_setting
 
     def key(default_env: str | None) -> str | None:
@@ -256,7 +256,7 @@ async def _ask(
     retries: int,
     base_delay: float,
 ) -> str:
-    from hud.agents.retry import ModelCallError, RetryPolicy, call_with_retries
+    from hud.clients.model_calls import ModelCallError, RetryPolicy, call_with_retries
 
     async def once() -> str:
         if route.provider == "anthropic":

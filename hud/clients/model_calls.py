@@ -1,4 +1,5 @@
-"""Retries for model calls: 429, 5xx, timeouts and connection errors, with backoff and jitter.
+"""Retries for model calls (agents and LLM judges): 429, 5xx, timeouts and connection errors,
+with backoff and jitter; and `MissingKeyError` for a provider without credentials.
 
 Provider SDKs are built with their own retries off, so every attempt is ours and is recorded
 in the agent step (G34). Errors are classified by duck typing (``status_code`` / ``code``
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from hud.protocol.errors import HudError
 
 __all__ = [
+    "MissingKeyError",
     "ModelCallError",
     "RetryPolicy",
     "call_with_retries",
@@ -31,6 +33,15 @@ __all__ = [
 log = logging.getLogger("hud.agents")
 
 T = TypeVar("T")
+
+
+class MissingKeyError(HudError, ValueError):
+    """No credentials for the selected provider: one line naming the variable to set."""
+
+    def __init__(self, variable: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable} is not set: run `hud set {variable}=...` or export it")
+
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 _CONNECTION_NAMES = frozenset(
