@@ -38,6 +38,7 @@ from hud.platform.services.errors import Invalid, NotFound
 from hud.platform.services.identity import Identity
 from hud.platform.services.storage import LocalStorage, Storage
 from hud.platform.services.vault import Vault
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.platform.builds")
 
@@ -73,7 +74,7 @@ def platform_id(data_dir: Path) -> str:
     return _hash(str(Path(data_dir).resolve()))[:12]
 
 
-class BuildFailed(Exception):
+class BuildFailed(HudError):
     """A build step failed; ``lines`` are the failing lines shown as the error message."""
 
 

@@ -27,6 +27,7 @@ from hud.platform.services.common import iso, now, run_id
 from hud.platform.services.errors import Conflict, Invalid, NotFound
 from hud.platform.services.identity import Identity
 from hud.platform.services.vault import Vault
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.platform.gateway")
 
@@ -110,7 +111,7 @@ class SecretBox:
             ) from None
 
 
-class LimitExceeded(Exception):
+class LimitExceeded(HudError):
     """A team is over its request rate (``status`` 429) or its budget (402)."""
 
     def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
