@@ -868,3 +868,16 @@ def _at(url: str) -> Any:
 def test_capability_factory_round_trip() -> None:
     cap = Capability.ssh("ssh://127.0.0.1:2222", "ssh-ed25519 AAAA", isolation="bwrap")
     assert Capability.from_binding(cap.to_binding()) == cap
+
+
+def test_official_network_parameters_are_accepted_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Env files written for the official package pass these; they construct, and say they are
+    not enforced (the sandbox reaches no more than ``network`` allows)."""
+    from hud.environment import Workspace
+
+    with caplog.at_level("WARNING", logger="hud.workspace"):
+        ws = Workspace(tmp_path, allowed_hosts=["pypi.org"], local_aliases=["db"], ports=[8080])
+    assert ws.allowed_hosts == ["pypi.org"] and ws.ports == (8080,)
+    assert "not enforced" in caplog.text and "has no network" in caplog.text

@@ -22,7 +22,7 @@ import io
 import logging
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -92,6 +92,9 @@ class Workspace:
     from the prepared root, see the module doc) and ``sandbox`` (None: bubblewrap when it
     works; False: never). ``mounts`` are added to the sandbox. The sandbox has no network
     unless ``network=True``, which shares the host's, loopback services included.
+    ``allowed_hosts``, ``peers``, ``local_aliases`` and ``ports`` are accepted so that env files
+    written for the official package run unchanged, but not enforced (a warning says so): the
+    sandbox never reaches more than ``network`` allows.
 
     ``limits`` bound each rollout (`Limits`: 512 processes, 1 GiB of memory, one CPU and a
     1 GiB workspace by default; a mapping overrides some, ``False`` turns them off). They need
@@ -105,6 +108,10 @@ class Workspace:
         *,
         mounts: Sequence[Mount] = (),
         network: bool = False,
+        allowed_hosts: Collection[str] | None = None,
+        peers: Sequence[Peer] = (),
+        local_aliases: Collection[str] = (),
+        ports: Collection[int] = (),
         env: Mapping[str, str] | None = None,
         system_mounts: Sequence[Mount] | None = None,
         guest_path: str = "/workspace",
@@ -128,6 +135,17 @@ class Workspace:
         self.prepared_root = Path(root).resolve()
         self.mounts = tuple(mounts)
         self.network = network
+        self.allowed_hosts = allowed_hosts
+        self.peers = tuple(peers)
+        self.local_aliases = tuple(local_aliases)
+        self.ports = tuple(ports)
+        if allowed_hosts or peers or local_aliases or ports:
+            log.warning(
+                "workspace %s: allowed_hosts/peers/local_aliases/ports are not enforced; the "
+                "sandbox %s",
+                self.prepared_root,
+                "shares the host network" if network else "has no network",
+            )
         self.env = dict(env or {})
         self.system_mounts = None if system_mounts is None else tuple(system_mounts)
         self.guest_path = guest_path
