@@ -787,7 +787,8 @@ class _Connection:
 
     def _release_buffer(self) -> None:
         """Free the input buffer (the connection reads no more)."""
-        self._buffer = bytearray()
+        if self._buffer:
+            self._buffer = bytearray()
         self._scan = 0
         if self._accounted:
             self.server._buffered -= self._accounted
@@ -834,7 +835,7 @@ class _Connection:
             params = frame.get("params")
             if params is None:
                 params = {}
-            if not isinstance(method, str) or ("method" not in frame and not has_id):
+            if not isinstance(method, str) or (not has_id and "method" not in frame):
                 # Not a request (nor a notification): JSON-RPC wants a reply with id null.
                 has_id = True  # (rid is None without an id)
                 what = "'method' must be a string" if "method" in frame else "no 'method'"
