@@ -112,6 +112,24 @@ class Started:
     db: str
 
 
+def _uvicorn_server() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """Runs ``on_stop`` (e.g. writing buffered gateway usage) once connections are closed,
+        before uvicorn re-raises the stopping signal."""
+
+        def __init__(self, config: Any, *, on_stop: Callable[[], Awaitable[None]]) -> None:
+            super().__init__(config)
+            self.on_stop = on_stop
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            await super().shutdown(sockets=sockets)
+            await self.on_stop()
+
+    return Server
+
+
 async def serve(
     *,
     host: str = "127.0.0.1",
@@ -129,6 +147,7 @@ async def serve(
     from hud.platform.api import create_app
     from hud.platform.services import IdentityService
 
+    _Server = _uvicorn_server()
     database = await open_database(data_dir, db)
     try:
         admin_key = await IdentityService(database).bootstrap()
@@ -150,7 +169,7 @@ async def serve(
         config = uvicorn.Config(
             app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
         )
-        server = uvicorn.Server(config)
+        server = _Server(config, on_stop=app.state.gateway.flush)
         if on_start is not None:
             on_start(Started(url=url, admin_key=admin_key, db=redact_url(database.url)))
         await server.serve(sockets=[sock])

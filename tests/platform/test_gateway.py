@@ -396,3 +396,20 @@ def test_upstream_keys_appear_nowhere(platform: Platform) -> None:
     for secret in SECRETS:
         for text in haystacks:
             assert secret not in text
+
+
+def test_usage_survives_a_stop_right_after_the_call(fresh_platform: Platform) -> None:
+    """Usage rows are written in batches; stopping the server (SIGTERM) writes the last one."""
+    platform = fresh_platform
+    model = unique("stop")
+    with FakeProvider(handler=lambda _r: Reply(text="ok", usage=(5, 4))) as fake:
+        add_upstream(platform, "openai_compatible", fake.url + "/v1", model)
+        key = platform.new_key("--name", "stop")
+        trace = uuid.uuid4().hex
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        with platform.api(key) as api:
+            reply = api.post("/gateway/chat/completions", json=body, headers={"Trace-Id": trace})
+        assert reply.status_code == 200
+        platform.stop()
+    platform.start()
+    assert _usage_rows(platform, key, trace) == (5, 4)
