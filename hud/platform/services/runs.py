@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hud.platform.db import Database
@@ -24,6 +24,8 @@ from hud.platform.services.errors import Invalid, NotFound, PlatformError
 from hud.platform.services.identity import Identity
 
 ACTIVE = ("queued", "running")
+#: Rows per multi-row span insert (PostgreSQL takes at most 32767 parameters a statement).
+SPAN_ROWS_PER_STATEMENT = 2000
 TERMINAL = ("completed", "error", "cancelled")
 
 
@@ -34,6 +36,37 @@ def _parse_time(text: Any) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _refuse(
+    group: dict[uuid.UUID, Any], accepted: set[uuid.UUID], results: list[Any], what: str
+) -> None:
+    for tid, (slots, _rows) in group.items():
+        if tid not in accepted:
+            for i in slots:
+                results[i] = NotFound(f"{what} {tid} not found")
+
+
+def _enter_row(fields: dict[str, Any], jid: uuid.UUID | None) -> dict[str, Any]:
+    parent = fields.get("parent_trace_id")
+    return {
+        "job_id": jid,
+        "group_id": _cut(fields.get("group_id"), 64),
+        "task_slug": _cut(fields.get("task_slug"), 500),
+        "model": _cut(fields.get("model"), 200),
+        "parent_trace_id": run_id(parent) if parent else None,
+    }
+
+
+def _exit_row(fields: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": fields.get("status"),
+        "reward": fields.get("reward"),
+        "error": fields.get("error"),
+        "evaluation_result": fields.get("evaluation_result"),
+        "stop_reason": _cut(fields.get("stop_reason"), 64),
+        "metadata": fields.get("metadata"),
+    }
 
 
 def _cut(value: str | None, size: int) -> str | None:
@@ -113,28 +146,143 @@ class RunService:
 
     async def report(self, ident: Identity, ops: list[tuple[str, str, Any]]) -> list[Any]:
         """Many reports in one transaction: ``(kind, id, fields)`` with kind ``job``,
-        ``enter``, ``exit`` or ``spans``. Returns, per op, None or the `PlatformError`."""
-        results: list[Any] = []
+        ``enter``, ``exit`` or ``spans``. Returns, per op, None or the `PlatformError`.
+
+        Enters, exits and span uploads are written in bulk (one guarded multi-row upsert per
+        kind, ids missing from ``RETURNING`` belong to another team), so a batch costs a few
+        statements whatever its size."""
+        results: list[Any] = [None] * len(ops)
+        enters: dict[uuid.UUID, tuple[list[int], dict[str, Any]]] = {}
+        exits: dict[uuid.UUID, tuple[list[int], dict[str, Any]]] = {}
+        uploads: dict[uuid.UUID, tuple[list[int], dict[str, dict[str, Any]]]] = {}
+        jobs_wanted: dict[uuid.UUID, list[int]] = {}
         async with self.db.write(durable=False) as conn:
-            for kind, target, fields in ops:
+            for i, (kind, target, fields) in enumerate(ops):
                 try:
+                    tid = run_id(target)
                     if kind == "job":
                         await self._job_enter(conn, ident, target, **fields)
                     elif kind == "enter":
-                        await self._trace_enter(conn, ident, target, **fields)
+                        jid = run_id(fields["job_id"]) if fields.get("job_id") else None
+                        if jid is not None:
+                            jobs_wanted.setdefault(jid, []).append(i)
+                        row = _enter_row(fields, jid)
+                        slots, merged = enters.setdefault(tid, ([], {}))
+                        slots.append(i)
+                        merged.update({k: v for k, v in row.items() if v is not None})
                     elif kind == "exit":
                         _check_exit(fields.get("status"))
-                        await self._trace_exit(conn, ident, target, **fields)
+                        slots, merged = exits.setdefault(tid, ([], {}))
+                        slots.append(i)
+                        merged.update({k: v for k, v in _exit_row(fields).items() if v is not None})
                     elif kind == "spans":
-                        rows = _span_rows(run_id(target), fields)
-                        if rows:
-                            await self._upload_spans(conn, ident, target, rows)
+                        slots, spans_of = uploads.setdefault(tid, ([], {}))
+                        slots.append(i)
+                        spans_of.update({r["span_id"]: r for r in _span_rows(tid, fields)})
                     else:
                         raise Invalid(f"kind: unknown report kind {kind!r}")
-                    results.append(None)
                 except PlatformError as exc:
-                    results.append(exc)
+                    results[i] = exc
+            refused = await self._ensure_jobs(conn, ident, list(jobs_wanted))
+            for jid in refused:
+                for i in jobs_wanted[jid]:
+                    results[i] = NotFound(f"job {jid} not found")
+            for tid, (_slots, merged) in list(enters.items()):
+                if merged.get("job_id") in refused:
+                    del enters[tid]
+            await self._bulk_traces(conn, ident, enters, exits, uploads, results)
         return results
+
+    async def _ensure_jobs(
+        self, conn: AsyncConnection, ident: Identity, job_ids: list[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Create the missing jobs; return the ids that belong to another team."""
+        if not job_ids:
+            return set()
+        stamp = now()
+        await conn.execute(
+            insert(conn, jobs)
+            .values(
+                [
+                    {
+                        "id": j,
+                        "team_id": ident.team_id,
+                        "user_id": ident.user_id,
+                        "created_at": stamp,
+                    }
+                    for j in job_ids
+                ]
+            )
+            .on_conflict_do_nothing()
+        )
+        owners = await conn.execute(select(jobs.c.id, jobs.c.team_id).where(jobs.c.id.in_(job_ids)))
+        return {row.id for row in owners if row.team_id != ident.team_id}
+
+    async def _bulk_traces(
+        self,
+        conn: AsyncConnection,
+        ident: Identity,
+        enters: dict[uuid.UUID, tuple[list[int], dict[str, Any]]],
+        exits: dict[uuid.UUID, tuple[list[int], dict[str, Any]]],
+        uploads: dict[uuid.UUID, tuple[list[int], dict[str, dict[str, Any]]]],
+        results: list[Any],
+    ) -> None:
+        stamp = now()
+        base = {"team_id": ident.team_id, "user_id": ident.user_id, "created_at": stamp}
+        if enters:
+            keys = ("job_id", "group_id", "task_slug", "model", "parent_trace_id")
+            rows = [
+                {**base, "id": tid, "status": "running", "start_time": stamp,
+                 **{k: merged.get(k) for k in keys}}
+                for tid, (_slots, merged) in enters.items()
+            ]  # fmt: skip
+            stmt = insert(conn, traces).values(rows)
+            set_: dict[str, Any] = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
+            set_["status"] = case((traces.c.status.in_(ACTIVE), "running"), else_=traces.c.status)
+            set_["start_time"] = func.coalesce(traces.c.start_time, stmt.excluded.start_time)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == ident.team_id
+            ).returning(traces.c.id)
+            done = {row.id for row in await conn.execute(stmt)}
+            _refuse(enters, done, results, "trace")
+        if exits:
+            keys = ("reward", "error", "evaluation_result", "stop_reason", "metadata")
+            rows = [
+                {**base, "id": tid, "status": merged["status"], "end_time": stamp,
+                 **{k: merged.get(k, null()) for k in keys}}
+                for tid, (_slots, merged) in exits.items()
+            ]  # fmt: skip
+            stmt = insert(conn, traces).values(rows)
+            set_ = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
+            set_["status"] = case(
+                (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
+            )
+            set_["end_time"] = stmt.excluded.end_time
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == ident.team_id
+            ).returning(traces.c.id)
+            done = {row.id for row in await conn.execute(stmt)}
+            _refuse(exits, done, results, "trace")
+        if uploads:
+            ids = list(uploads)
+            await conn.execute(
+                insert(conn, traces)
+                .values([{**base, "id": tid, "status": "running"} for tid in ids])
+                .on_conflict_do_nothing()
+            )
+            owners = await conn.execute(
+                select(traces.c.id, traces.c.team_id).where(traces.c.id.in_(ids))
+            )
+            mine = {row.id for row in owners if row.team_id == ident.team_id}
+            _refuse(uploads, mine, results, "trace")
+            rows = [r for tid in mine for r in uploads[tid][1].values()]
+            for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
+                stmt = insert(conn, spans).values(rows[start : start + SPAN_ROWS_PER_STATEMENT])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[spans.c.trace_id, spans.c.span_id],
+                    set_={"data": stmt.excluded.data, "start_time": stmt.excluded.start_time},
+                )
+                await conn.execute(stmt)
 
     async def _job_enter(
         self,
