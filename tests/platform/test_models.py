@@ -53,9 +53,9 @@ def cli(platform: Platform, key: str, cwd: Path, which: str, *args: str) -> Any:
     return run_cli(list(args), env, cwd=cwd, ours=which == "ours")
 
 
-def ask(platform: Platform, key: str, model: str) -> str:
+def ask(platform: Platform, key: str, model: str, **extra: Any) -> str:
     """One chat call through the gateway; the upstream's answer names it."""
-    body = {"model": model, "messages": [{"role": "user", "content": "who?"}]}
+    body = {"model": model, "messages": [{"role": "user", "content": "who?"}], **extra}
     with platform.api(key) as api:
         reply = api.post("/gateway/chat/completions", json=body)
     assert reply.status_code == 200, reply.text
@@ -133,6 +133,12 @@ def test_models_round_trip_and_head_routes_the_gateway(
         assert ask(platform, key, slug) == expected
     assert fakes["B"].requests[-1].body["model"] == "served-b"
     assert fakes["C"].requests[-1].body["model"] == slug  # no served name: the catalog's
+    # A call naming a checkpoint (the official client's extra_body.checkpoint) goes there.
+    assert ask(platform, key, slug, checkpoint="step-20") == "from-C"
+    assert "checkpoint" not in fakes["C"].requests[-1].body
+    with platform.api(key) as api:
+        body = {"model": slug, "checkpoint": "nope", "messages": []}
+        assert api.post("/gateway/chat/completions", json=body).status_code == 404
     shown = cli(platform, key, workdir, which, "models", "head", fork_name)
     assert "base" in shown.stdout
     missing = cli(platform, key, workdir, which, "models", "head", fork_name, "--set", "nope")

@@ -273,6 +273,7 @@ async def proxy(
         return error(family, 401, exc.message, {"WWW-Authenticate": "Bearer"})
     raw = await request.body()
     body: Any = None
+    checkpoint: str | None = None
     if family != "gemini":
         try:
             body = json.loads(raw) if raw else None
@@ -282,11 +283,14 @@ async def proxy(
             return error(family, 400, 'the request body needs a "model" string')
         model = body["model"]
         stream = body.get("stream") is True
+        if isinstance(body.get("checkpoint"), str) and family == "openai":
+            checkpoint = body.pop("checkpoint")  # routed here; providers reject the field
+            raw = b""  # re-encoded below
     assert model is not None
     trace_id = request.headers.get("trace-id")
     target: Target | None = None
     try:
-        target = await gateway.resolve(ident, model)
+        target = await gateway.resolve(ident, model, checkpoint)
         if FAMILY[target.provider] != family:
             return error(
                 family,
@@ -312,7 +316,7 @@ async def proxy(
     else:
         upstream_path = path
         params = None
-        if target.model != model:
+        if target.model != model or not raw:
             body["model"] = target.model
             raw = json.dumps(body).encode()
     url = target.base_url + upstream_path

@@ -77,6 +77,7 @@ class _Model:
     upstream_model: str | None
     source_model_id: uuid.UUID | None
     head: Any = None  # the active checkpoint row, if any
+    checkpoints: dict[str, Any] = field(default_factory=dict)  # by name and by id
 
 
 @dataclass
@@ -328,10 +329,14 @@ class GatewayService:
                     fresh.by_id[row.id] = entry
                     for key in {row.model_name.lower(), row.name.lower()}:
                         fresh.by_name.setdefault(key, []).append(entry)
-                heads = select(checkpoints).where(checkpoints.c.is_active == 1)
-                for row in (await conn.execute(heads)).all():
-                    if row.model_id in fresh.by_id:
-                        fresh.by_id[row.model_id].head = row
+                for row in (await conn.execute(select(checkpoints))).all():
+                    owner = fresh.by_id.get(row.model_id)
+                    if owner is None:
+                        continue
+                    if row.is_active:
+                        owner.head = row
+                    for ref in (row.name, str(row.id), row.id.hex):
+                        owner.checkpoints[ref] = row
                 for row in (await conn.execute(select(limits))).all():
                     fresh.limits[row.team_id] = row
                 spent = select(usage.c.team_id, func.sum(usage.c.cost)).group_by(usage.c.team_id)
@@ -340,9 +345,11 @@ class GatewayService:
             self._table = fresh
             return fresh
 
-    async def resolve(self, ident: Identity, model: str) -> Target:
+    async def resolve(self, ident: Identity, model: str, checkpoint: str | None = None) -> Target:
         """The endpoint serving ``model`` for the caller's team (team forks before shared
-        models); `NotFound` names the routed models when nothing matches."""
+        models) — its head checkpoint's, or ``checkpoint``'s when the caller names one (the
+        official client's ``extra_body.checkpoint``); `NotFound` names the routed models when
+        nothing matches."""
         table = await self._refresh()
         entry = _pick(table, ident, model)
         if entry is None:
@@ -353,7 +360,22 @@ class GatewayService:
                             if m.team_id in (None, ident.team_id)})  # fmt: skip
             listed = ", ".join(known[:20]) or "none: add one with `hud platform upstream add`"
             raise NotFound(f"model {model!r} is not routed by this gateway (routed: {listed})")
+        if checkpoint:
+            chosen = entry.checkpoints.get(checkpoint)
+            if chosen is None:
+                raise NotFound(f"model {entry.model_name!r} has no checkpoint {checkpoint!r}")
+            if chosen.endpoint_url:
+                return self._checkpoint_target(entry, chosen)
         return self._target(table, entry, depth=0)
+
+    def _checkpoint_target(self, entry: _Model, row: Any) -> Target:
+        return Target(
+            provider=row.provider or "openai_compatible",
+            base_url=row.endpoint_url,
+            api_key=self.box.open(row.api_key_enc),
+            model=row.endpoint_model or entry.model_name,
+            upstream=f"checkpoint:{row.name}",
+        )
 
     async def model_names(self, ident: Identity) -> list[str]:
         table = await self._refresh()
@@ -364,13 +386,7 @@ class GatewayService:
     def _target(self, table: _Table, entry: _Model, *, depth: int) -> Target:
         head = entry.head
         if head is not None and head.endpoint_url:
-            return Target(
-                provider=head.provider or "openai_compatible",
-                base_url=head.endpoint_url,
-                api_key=self.box.open(head.api_key_enc),
-                model=head.endpoint_model or entry.model_name,
-                upstream=f"checkpoint:{head.name}",
-            )
+            return self._checkpoint_target(entry, head)
         if entry.upstream_id is not None and entry.upstream_id in table.upstreams:
             up = table.upstreams[entry.upstream_id]
             return Target(
