@@ -228,8 +228,9 @@ def eval_command(
                 max_concurrent=max_concurrent or ev.get("max_concurrent") or DEFAULT_MAX_CONCURRENT,
                 max_steps=max_steps,
                 task_ids=task_ids,
-                runtime=runtime or "local",
+                runtime=runtime or ("hosted" if remote else "local"),
                 rollout_timeout=rollout_timeout or ev.get("rollout_timeout"),
+                hosted_default=not runtime and not remote,
                 jobs_dir=jobs_dir,
                 auto_respond=auto_respond,
                 project=project,
@@ -303,6 +304,10 @@ def _check_placement_flags(runtime: str | None, remote: bool, gateway: bool) -> 
     if remote and runtime:
         raise CLIError("--runtime and --remote cannot be combined")
     if remote:
+        from hud.settings import get_setting
+
+        if get_setting("HUD_API_KEY"):
+            return
         raise CLIError(
             "--remote needs the HUD platform, and no platform is configured "
             "(HUD_API_KEY / HUD_API_URL)",
@@ -320,6 +325,10 @@ def _check_placement_flags(runtime: str | None, remote: bool, gateway: bool) -> 
     if runtime is None or runtime in ("local", "docker") or runtime.startswith("tcp://"):
         return
     if runtime in PLATFORM_RUNTIMES:
+        from hud.settings import get_setting
+
+        if get_setting("HUD_API_KEY"):
+            return
         raise CLIError(
             f"--runtime {runtime} needs the HUD platform, and no platform is configured "
             "(HUD_API_KEY / HUD_RUNTIME_URL)",
@@ -452,6 +461,7 @@ def _prepare_new(
     auto_respond: bool | None = None,
     project: Any = None,
     gateway: bool = False,
+    hosted_default: bool = False,
 ) -> tuple[Plan, Any, Any]:
     from hud.agents.factory import UnknownAgentError, agent_names, parse_config, resolve_agent
     from hud.cli.errors import CLIError
@@ -510,11 +520,19 @@ def _prepare_new(
     loaded = _load(label)
     plan.source = str(loaded.path)
     plan.source_label = label
+    if hosted_default and _is_platform_taskset(loaded):
+        plan.runtime = "hosted"  # a platform taskset runs on the platform unless --runtime
     taskset = _select(loaded.taskset, plan)
     plan.slugs = taskset.slugs
     chosen = _Loaded(taskset, loaded.env_target, loaded.placement)
     _check_rows(chosen, plan)
     return plan, chosen, agent_obj
+
+
+def _is_platform_taskset(loaded: Any) -> bool:
+    from hud.platform.client.tasksets import PlatformPlacement
+
+    return isinstance(getattr(loaded, "placement", None), PlatformPlacement)
 
 
 @dataclass
@@ -654,6 +672,15 @@ def _placement(plan: Plan, loaded: _Loaded) -> Any:
     provider (Harbor tasks), ``docker``, or ``auto`` (``local``)."""
     if plan.runtime.startswith("tcp://"):
         return plan.runtime
+    if plan.runtime == "hud":  # a platform runtime session per rollout
+        from hud.platform.client.runtime import HUDRuntime
+
+        return HUDRuntime()
+    if plan.runtime == "hosted":  # whole rollouts run by the platform's workers
+        from hud.agents.factory import resolve_agent
+        from hud.platform.client.hosted import HostedRuntime
+
+        return HostedRuntime(resolve_agent(plan.agent, plan.model).type)
     if loaded.placement is not None:
         return loaded.placement
     return "docker" if plan.runtime == "docker" else "auto"
@@ -744,6 +771,13 @@ def _platform_reporter(job: Any, agent: Any, plan: Any) -> tuple[Any, Any]:
     handler = event_handler(
         reporter, model=str(model) if model else None, taskset_id=job.taskset_id
     )
+    if plan.runtime == "hosted":  # the platform reports hosted rollouts' traces itself
+        report_all = handler
+
+        def handler(event: Any) -> None:
+            if getattr(event, "type", None) == "job_started":
+                report_all(event)
+
     return reporter, handler
 
 

@@ -485,15 +485,27 @@ class _Runner:
                     StepRecorded(job_id=job.id, trace_id=t.trace_id or "", step=step)
                 )
             )
-        run = await rollout(
-            task,
-            self.agent,
-            runtime=self.provider,
-            job_id=job.id,
-            group_id=group_id,
-            trace=trace,
-            rollout_timeout=self.rollout_timeout,
-        )
+        hosted = getattr(self.provider, "run_rollout", None)  # whole rollouts run elsewhere
+        if callable(hosted):
+            run = await hosted(
+                task,
+                self.agent,
+                job_id=job.id,
+                group_id=group_id,
+                trace=trace,
+                rollout_timeout=self.rollout_timeout,
+            )
+            run.job_id, run.group_id, run.slug = job.id, group_id, task.slug
+        else:
+            run = await rollout(
+                task,
+                self.agent,
+                runtime=self.provider,
+                job_id=job.id,
+                group_id=group_id,
+                trace=trace,
+                rollout_timeout=self.rollout_timeout,
+            )
         if self.stopped:  # torn down by a stop: not finished, runs again on resume
             return None
         row: RunRow | None = None

@@ -6,7 +6,7 @@
 | ``/auth/device/*`` | ``HUD_API_URL`` | device-flow login |
 | ``/telemetry`` | ``HUD_TELEMETRY_URL`` | span ingest, CLI analytics |
 | ``/gateway`` | ``HUD_GATEWAY_URL`` | the inference gateway (`hud.platform.api.gateway`) |
-| ``/runtime`` | ``HUD_RUNTIME_URL`` (origin) | reserved (runtime sessions) |
+| ``/runtime`` | ``HUD_RUNTIME_URL`` (origin) | runtime sessions, tunnels (`api.runtime`) |
 | ``/web`` | ``HUD_WEB_URL`` | verification page; reserved (web UI) |
 
 Errors are ``{"detail": "<text>"}`` with the status the client turns into hints (§0.4); a bad
@@ -44,7 +44,6 @@ log = logging.getLogger("hud.platform")
 #: Largest request body accepted (span batches are at most ~4 MiB).
 MAX_BODY = 32 * 1024 * 1024
 RESERVED = {
-    "/runtime": "runtime sessions",
     "/web": "the web app",
 }
 _STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, Invalid: 422}
@@ -115,11 +114,24 @@ def create_app(
     device_interval: int = 5,
     data_dir: Path | None = None,
     registry: str | None = None,
+    executor: Any = None,
 ) -> FastAPI:
-    from hud.platform.api import builds, device, gateway, models, tasksets, telemetry, v2
+    from hud.platform.api import (
+        builds,
+        device,
+        gateway,
+        models,
+        rollouts,
+        runtime,
+        tasksets,
+        telemetry,
+        v2,
+    )
     from hud.platform.services.builds import BuildService
     from hud.platform.services.gateway import GatewayService
     from hud.platform.services.models import ModelService
+    from hud.platform.services.rollouts import RolloutService
+    from hud.platform.services.sessions import SessionService
     from hud.platform.services.tasksets import TasksetService
 
     app = FastAPI(title="HUD platform", docs_url=None, redoc_url=None, openapi_url=None)
@@ -132,6 +144,8 @@ def create_app(
     app.state.tasksets = TasksetService(db, app.state.builds)
     app.state.gateway = GatewayService(db, data_dir)
     app.state.models = ModelService(db, app.state.gateway)
+    app.state.sessions = SessionService(app.state.builds)
+    app.state.rollouts = RolloutService(db, app.state.runs, app.state.builds, executor)
 
     @app.exception_handler(PlatformError)
     async def _platform_error(_request: Request, exc: PlatformError) -> JSONResponse:
@@ -164,6 +178,8 @@ def create_app(
     app.include_router(device.router)
     app.include_router(models.router)
     app.include_router(gateway.router)
+    app.include_router(runtime.router)
+    app.include_router(rollouts.router)
 
     for prefix, what in RESERVED.items():
 

@@ -1,0 +1,116 @@
+"""Runtime sessions and their tunnels under ``/runtime`` (``HUD_RUNTIME_URL``, spec platform.md
+§7): ``POST /runtime/sessions``, ``DELETE /runtime/sessions/<id>`` and the WebSocket
+``/runtime/tunnels/<id>``, which carries raw bytes (binary frames, text frames UTF-8 encoded)
+to a new TCP connection to the session container's control port, one per WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field
+
+from hud.platform.api.deps import Caller
+from hud.platform.services import PlatformError
+from hud.platform.services.sessions import MAX_FIRST_FRAME, SessionService, with_token
+
+router = APIRouter(prefix="/runtime")
+
+#: Bytes read from the container per frame.
+CHUNK = 256 * 1024
+
+
+def session_service(request: Request) -> SessionService:
+    return request.app.state.sessions
+
+
+Sessions = Annotated[SessionService, Depends(session_service)]
+
+
+class SessionCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    environment: str = Field(min_length=1, max_length=200)
+    trace_id: str | None = Field(default=None, max_length=100)
+
+
+@router.post("/sessions")
+async def create_session(body: SessionCreate, caller: Caller, sessions: Sessions) -> Any:
+    return await sessions.create(caller, body.environment, body.trace_id)
+
+
+@router.get("/sessions/{session_id}")
+async def get_session(session_id: str, caller: Caller, sessions: Sessions) -> Any:
+    return sessions.get(caller, session_id).public()
+
+
+@router.delete("/sessions/{session_id}")
+async def delete_session(session_id: str, caller: Caller, sessions: Sessions) -> Any:
+    return await sessions.delete(caller, session_id)
+
+
+@router.websocket("/tunnels/{session_id}")
+async def tunnel(websocket: WebSocket, session_id: str) -> None:
+    app = websocket.app
+    header = websocket.headers.get("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    service: SessionService = app.state.sessions
+    try:
+        ident = await app.state.identity.authenticate(
+            token.strip() if scheme.lower() == "bearer" else None
+        )
+        session, reader, writer = await service.open_tunnel(ident, session_id)
+    except PlatformError as exc:
+        await websocket.close(code=4003 if exc.__class__.__name__ != "NotFound" else 4004)
+        return
+    except OSError:  # the container is still booting: the client retries
+        await websocket.accept()
+        await websocket.close(code=1013)
+        return
+    await websocket.accept()
+
+    async def upstream() -> None:  # WebSocket -> container
+        first: bytes | None = b""  # until the first frame is complete (None after it)
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                data = (message.get("text") or "").encode()
+            if first is not None:
+                first += data
+                line, newline, rest = first.partition(b"\n")
+                if not newline and len(first) < MAX_FIRST_FRAME:
+                    continue
+                data = with_token(line + newline, session.token) + rest if newline else first
+                first = None
+            writer.write(data)
+            await writer.drain()
+            session.last_active = time.monotonic()
+
+    async def downstream() -> None:  # container -> WebSocket
+        while True:
+            data = await reader.read(CHUNK)
+            if not data:
+                return
+            await websocket.send_bytes(data)
+
+    tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        with contextlib.suppress(Exception, WebSocketDisconnect):
+            await websocket.close()
+        service.tunnel_closed(session)

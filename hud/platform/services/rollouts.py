@@ -1,0 +1,309 @@
+"""Hosted rollouts (spec platform.md §6, §9): ``POST /v2/rollouts/submit`` queues a trace; a
+scheduler hands queued rollouts to an executor — worker processes on this machine
+(`hud.platform.workers.local`) or Ray tasks on a cluster (`hud.platform.workers.ray`) — each
+running `hud.platform.workers.rollout`, which reports the trace like a local eval does.
+
+Back-pressure: at most ``max_queue`` rollouts wait (a submit past that is refused with 429 and
+a ``Retry-After``), at most ``concurrency`` run at once, and at most ``per_team`` of one team.
+Cancellation is read from the traces themselves (``/v2/rollouts/cancel*`` mark them
+``cancelled``): a queued rollout is dropped, a running one's worker is stopped, which removes
+its container. A rollout whose worker was lost (its node died) runs again, at most
+``retries`` times, and its trace's metadata says so; one that cannot run again errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from hud.platform.db.schema import traces
+from hud.platform.services.common import run_id
+from hud.platform.services.errors import NotFound, PlatformError
+from hud.platform.services.identity import Identity
+
+log = logging.getLogger("hud.platform.rollouts")
+
+DEFAULT_CONCURRENCY = int(os.environ.get("HUD_PLATFORM_WORKERS", "8"))
+DEFAULT_MAX_QUEUE = int(os.environ.get("HUD_PLATFORM_MAX_QUEUE", "10000"))
+#: How often the scheduler looks for cancelled traces (seconds).
+CANCEL_POLL = 0.5
+TERMINAL = ("completed", "error", "cancelled")
+
+
+class Busy(PlatformError):
+    """The queue is full: retry later (HTTP 429)."""
+
+
+@dataclass
+class Outcome:
+    """How a worker ended: ``lost`` when its node or process vanished before reporting."""
+
+    code: int | None
+    lost: bool = False
+    detail: str = ""
+
+
+class Handle(Protocol):
+    async def wait(self) -> Outcome: ...
+
+    async def cancel(self) -> None: ...
+
+
+class Executor(Protocol):
+    name: str
+
+    async def launch(self, spec: dict[str, Any], env: dict[str, str]) -> Handle: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class Pending:
+    trace_id: uuid.UUID
+    team_id: uuid.UUID
+    ident: Identity
+    spec: dict[str, Any]
+    env: dict[str, str]
+    attempts: int = 0
+    queued_at: float = field(default_factory=time.monotonic)
+    handle: Handle | None = None
+    cancelled: bool = False
+
+
+class RolloutService:
+    def __init__(
+        self,
+        db: Any,
+        runs: Any,
+        builds: Any,
+        executor: Executor | None = None,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        per_team: int | None = None,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        retries: int = 2,
+    ) -> None:
+        self.db = db
+        self.runs = runs
+        self.builds = builds
+        self._executor = executor
+        self.concurrency = max(1, concurrency)
+        self.per_team = per_team or self.concurrency
+        self.max_queue = max_queue
+        self.retries = retries
+        self.queue: deque[Pending] = deque()
+        self.running: dict[uuid.UUID, Pending] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None:
+            from hud.platform.workers.local import LocalExecutor
+
+            self._executor = LocalExecutor()
+        return self._executor
+
+    # -- submit ----------------------------------------------------------------------------
+    async def submit(
+        self, ident: Identity, key: str, base_url: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        if len(self.queue) >= self.max_queue:
+            raise Busy(f"the rollout queue is full ({self.max_queue} waiting); retry later")
+        tid = run_id(str(body["trace_id"]))
+        latest = await self.builds.latest_build(ident, str(body["env"]))
+        if latest is None:
+            raise NotFound(
+                f"environment {body['env']!r} has no successful build: run `hud deploy` first"
+            )
+        runtime = await self.builds.runtime(ident, latest["registry_id"])
+        config = runtime.get("runtime_config") or {"image": runtime["image"]}
+        extra = body.get("runtime_config") or {}
+        for name in ("resources", "limits"):
+            if isinstance(extra, dict) and name in extra:
+                config = {**config, name: extra[name]}
+        agent = body.get("agent") or {}
+        model = (agent.get("config") or {}).get("model")
+        await self.runs.trace_enter(
+            ident,
+            tid.hex,
+            job_id=body.get("job_id"),
+            group_id=body.get("group_id"),
+            task_slug=body.get("slug") or body.get("task"),
+            model=model if isinstance(model, str) else None,
+            parent_trace_id=body.get("parent_trace_id"),
+            status="queued",
+        )
+        spec = {
+            "trace_id": tid.hex,
+            "job_id": str(body["job_id"]),
+            "group_id": body.get("group_id"),
+            "env": runtime["name"],
+            "task": body["task"],
+            "slug": body.get("slug"),
+            "args": body.get("args") or {},
+            "agent": agent,
+            "runtime": {
+                "runtime_config": config,
+                "environment_variables": runtime.get("environment_variables") or {},
+            },
+            "rollout_timeout": body.get("rollout_timeout"),
+        }
+        self.queue.append(Pending(tid, ident.team_id, ident, spec, worker_env(base_url, key)))
+        self._ensure_loop()
+        self._wake.set()
+        return {"trace_id": str(tid), "status": "queued"}
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "executor": self.executor.name,
+            "queued": len(self.queue),
+            "running": len(self.running),
+            "concurrency": self.concurrency,
+            "per_team": self.per_team,
+        }
+
+    # -- scheduling ------------------------------------------------------------------------
+    def _ensure_loop(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while self.queue or self.running:
+            await self._drop_cancelled()
+            self._dispatch()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), CANCEL_POLL)
+
+    def _dispatch(self) -> None:
+        per_team: dict[uuid.UUID, int] = {}
+        for item in self.running.values():
+            per_team[item.team_id] = per_team.get(item.team_id, 0) + 1
+        skipped: list[Pending] = []
+        while self.queue and len(self.running) < self.concurrency:
+            item = self.queue.popleft()
+            if per_team.get(item.team_id, 0) >= self.per_team:
+                skipped.append(item)
+                continue
+            per_team[item.team_id] = per_team.get(item.team_id, 0) + 1
+            self.running[item.trace_id] = item
+            task = asyncio.get_running_loop().create_task(self._run(item))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self.queue.extendleft(reversed(skipped))
+
+    async def _statuses(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not ids:
+            return {}
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(select(traces.c.id, traces.c.status).where(traces.c.id.in_(ids)))
+            ).all()
+        return {r.id: r.status for r in rows}
+
+    async def _drop_cancelled(self) -> None:
+        ids = [p.trace_id for p in self.queue] + list(self.running)
+        try:
+            statuses = await self._statuses(ids)
+        except Exception as exc:  # the database hiccuped: look again next round
+            log.warning("reading rollout statuses failed: %s", exc)
+            return
+        if any(statuses.get(p.trace_id) == "cancelled" for p in self.queue):
+            self.queue = deque(p for p in self.queue if statuses.get(p.trace_id) != "cancelled")
+        for item in list(self.running.values()):
+            if statuses.get(item.trace_id) == "cancelled" and not item.cancelled:
+                item.cancelled = True
+                if item.handle is not None:
+                    task = asyncio.get_running_loop().create_task(item.handle.cancel())
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, item: Pending) -> None:
+        requeued = False
+        try:
+            item.attempts += 1
+            if item.attempts > 1:
+                item.spec["metadata"] = {
+                    "attempts": item.attempts,
+                    "retried": True,
+                    "retry_reason": item.spec.get("_lost", "worker lost"),
+                }
+            await self.runs.trace_enter(item.ident, item.trace_id.hex, status="running")
+            spec = {k: v for k, v in item.spec.items() if not k.startswith("_")}
+            item.handle = await self.executor.launch(spec, item.env)
+            if item.cancelled:
+                await item.handle.cancel()
+            outcome = await item.handle.wait()
+            status = (await self._statuses([item.trace_id])).get(item.trace_id)
+            if status in TERMINAL:
+                return
+            if outcome.lost and not item.cancelled and item.attempts <= self.retries:
+                log.warning("rollout %s lost (%s); running it again", item.trace_id, outcome.detail)
+                item.spec["_lost"] = outcome.detail or "worker lost"
+                item.handle = None
+                self.queue.appendleft(item)
+                requeued = True
+                return
+            error = (
+                f"worker lost: {outcome.detail}"
+                if outcome.lost
+                else f"worker exited with status {outcome.code} before reporting"
+            )
+            await self.runs.trace_exit(
+                item.ident,
+                item.trace_id.hex,
+                status="cancelled" if item.cancelled else "error",
+                reward=0.0,
+                error=error,
+                metadata={"attempts": item.attempts},
+            )
+        except Exception as exc:
+            log.error("rollout %s failed to run: %s", item.trace_id, exc)
+            with contextlib.suppress(Exception):
+                await self.runs.trace_exit(
+                    item.ident, item.trace_id.hex, status="error", reward=0.0, error=str(exc)
+                )
+        finally:
+            if not requeued or self.running.get(item.trace_id) is item:
+                self.running.pop(item.trace_id, None)
+            self._wake.set()
+
+    async def aclose(self) -> None:
+        for item in list(self.running.values()):
+            if item.handle is not None:
+                with contextlib.suppress(Exception):
+                    await item.handle.cancel()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        with contextlib.suppress(Exception):
+            await self.executor.aclose()
+
+
+def worker_env(base_url: str, key: str) -> dict[str, str]:
+    """What a worker process sees: the platform's URLs and the team's key, nothing else of
+    this process's environment beyond what Python and Docker need (no provider keys)."""
+    base = base_url.rstrip("/")
+    env = {
+        "HUD_API_URL": base,
+        "HUD_TELEMETRY_URL": f"{base}/telemetry",
+        "HUD_GATEWAY_URL": f"{base}/gateway",
+        "HUD_RUNTIME_URL": base,
+        "HUD_API_KEY": key,
+        "HUD_TELEMETRY_ENABLED": "1",
+        "HUD_CLI_ANALYTICS_ENABLED": "0",
+    }
+    for name in ("PATH", "HOME", "PYTHONPATH", "DOCKER_HOST", "DOCKER_CONFIG", "TMPDIR", "LANG"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
