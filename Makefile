@@ -21,7 +21,12 @@ demo: $(BIN)/.installed
 
 # Installs what the suite needs first (as .ci/run does): the official peer packages and, as root,
 # the Debian packages and Docker; so a fresh clone's `make test` runs what CI runs.
-test: $(BIN)/.installed test-deps
+# The `ray` extra (~240 MB, ~30 s) for the two-node Ray test (tests/platform/test_ray.py).
+$(BIN)/.ray: $(BIN)/.installed
+	$(BIN)/pip install -q 'ray>=2.40,<3'
+	touch $@
+
+test: $(BIN)/.installed $(BIN)/.ray test-deps
 	$(BIN)/pytest -q
 
 test-deps:

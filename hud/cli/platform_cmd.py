@@ -67,11 +67,32 @@ def serve_command(
         help="Image registry (HOST:PORT) to push each built environment to, so any worker "
         "node can pull it; without one the local Docker daemon keeps the images.",
     ),
+    ray: str = typer.Option(
+        None,
+        "--ray",
+        help="Run hosted rollouts as Ray tasks on the cluster at ADDRESS (e.g. 127.0.0.1:6379 "
+        "or auto); default: worker processes on this machine.",
+        metavar="ADDRESS",
+    ),
+    workers: int = typer.Option(
+        None, "--workers", min=1, help="Hosted rollouts running at once (default 8)."
+    ),
+    per_team: int = typer.Option(
+        None, "--per-team", min=1, help="Hosted rollouts of one team running at once."
+    ),
 ) -> None:
-    """Serve the REST API, telemetry ingest and login on one port."""
+    """Serve the REST API, telemetry ingest, login, runtime sessions and hosted rollouts."""
     import asyncio
 
     _require_extra()
+    if ray:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise CLIError(
+                "--ray needs the ray package, which is not installed",
+                hint="pip install 'openhud[ray]' (on this machine and every node)",
+            )
     from hud.cli.output import console
     from hud.platform.server import DataDir, Started, serve
     from hud.platform.urls import client_urls
@@ -98,6 +119,7 @@ def serve_command(
                 on_start=started,
                 device_interval=login_interval,
                 registry=registry,
+                rollouts={"ray": ray, "workers": workers, "per_team": per_team},
             )
         )
     except KeyboardInterrupt:

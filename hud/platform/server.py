@@ -140,8 +140,10 @@ async def serve(
     device_interval: int = 5,
     log_level: str = "warning",
     registry: str | None = None,
+    rollouts: dict[str, Any] | None = None,
 ) -> None:
-    """Migrate, bootstrap, bind and serve until cancelled (Ctrl-C / SIGTERM)."""
+    """Migrate, bootstrap, bind and serve until cancelled (Ctrl-C / SIGTERM). ``rollouts``:
+    where hosted rollouts run (``ray`` address, ``workers``, ``per_team``)."""
     import uvicorn
 
     from hud.platform.api import create_app
@@ -164,7 +166,11 @@ async def serve(
         url = f"http://{_url_host(host)}:{bound}"
         data_dir.save_state(url=url, host=host, port=bound, pid=os.getpid(), db=data_dir.db_url(db))
         app = create_app(
-            database, device_interval=device_interval, data_dir=data_dir.path, registry=registry
+            database,
+            device_interval=device_interval,
+            data_dir=data_dir.path,
+            registry=registry,
+            rollout_options=rollouts,
         )
         config = uvicorn.Config(
             app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
@@ -172,6 +178,10 @@ async def serve(
         server = _Server(config, on_stop=app.state.gateway.flush)
         if on_start is not None:
             on_start(Started(url=url, admin_key=admin_key, db=redact_url(database.url)))
-        await server.serve(sockets=[sock])
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await app.state.rollouts.aclose()
+            await app.state.sessions.aclose()
     finally:
         await database.close()

@@ -114,7 +114,7 @@ def create_app(
     device_interval: int = 5,
     data_dir: Path | None = None,
     registry: str | None = None,
-    executor: Any = None,
+    rollout_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     from hud.platform.api import (
         builds,
@@ -130,7 +130,7 @@ def create_app(
     from hud.platform.services.builds import BuildService
     from hud.platform.services.gateway import GatewayService
     from hud.platform.services.models import ModelService
-    from hud.platform.services.rollouts import RolloutService
+    from hud.platform.services.rollouts import DEFAULT_CONCURRENCY, RolloutService
     from hud.platform.services.sessions import SessionService
     from hud.platform.services.tasksets import TasksetService
 
@@ -145,7 +145,20 @@ def create_app(
     app.state.gateway = GatewayService(db, data_dir)
     app.state.models = ModelService(db, app.state.gateway)
     app.state.sessions = SessionService(app.state.builds)
-    app.state.rollouts = RolloutService(db, app.state.runs, app.state.builds, executor)
+    options = dict(rollout_options or {})
+    executor = None
+    if options.get("ray"):
+        from hud.platform.workers.ray import RayExecutor
+
+        executor = RayExecutor(str(options["ray"]))
+    app.state.rollouts = RolloutService(
+        db,
+        app.state.runs,
+        app.state.builds,
+        executor,
+        concurrency=options.get("workers") or DEFAULT_CONCURRENCY,
+        per_team=options.get("per_team"),
+    )
 
     @app.exception_handler(PlatformError)
     async def _platform_error(_request: Request, exc: PlatformError) -> JSONResponse:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -100,7 +101,10 @@ async def run(spec: dict[str, Any]) -> int:
     if reporter is None:
         print("no platform to report to (HUD_API_KEY / HUD_API_URL)", file=sys.stderr)
         return 2
-    renamed = _Renamed(reporter, trace_hex, spec.get("metadata"))
+    metadata = dict(spec.get("metadata") or {})
+    if os.environ.get("HUD_WORKER_NODE"):  # the Ray node that ran it
+        metadata["node"] = os.environ["HUD_WORKER_NODE"]
+    renamed = _Renamed(reporter, trace_hex, metadata)
     try:
         runtime_spec = spec.get("runtime") or {}
         row = {
