@@ -1,0 +1,271 @@
+"""Hosted rollouts and runtime sessions on our platform (issue 14).
+
+A `hud platform serve` of its own (temp data dir, SQLite), the `hud init` scaffold deployed
+(offline python base, tests/docker/images.py), a taskset of ``-n`` rows of its ``count`` task,
+and an agent (`openai_compatible`) whose model is a local fake provider behind the platform's
+gateway. Rows:
+
+- local Docker rollout: `hud eval <taskset> --runtime docker --max-concurrent 8`, seconds per
+  rollout (wall / n);
+- hosted rollout: `hud eval <taskset>` (hosted, the platform's 8 worker processes), seconds
+  per rollout; target <= 1.5x local;
+- runtime tunnel round trip: a ``hello`` through ``/runtime/tunnels/<id>`` vs a direct TCP
+  connection to the same container (median of 200); target direct/tunnel >= 0.5;
+- runtime tunnel throughput: 64 x 1 MiB frames sent and answered, MiB/s, tunnel vs direct;
+  target >= 0.5 of direct;
+- with ``--ray``: the hosted rows on a one-node and on a two-node loopback Ray cluster
+  (`ray start --head` / `ray start --address`).
+
+Usage: ``python bench/platform_hosted.py [-n 16] [--ray]``. Needs Docker and the platform extra
+(and ``ray`` for ``--ray``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT
+
+sys.path.insert(0, str(ROOT))
+
+from tests.agents.fakes import FakeProvider, Reply
+from tests.platform.deploy_helpers import (
+    cli_env,
+    deploy,
+    python_base,
+    remove_platform_images,
+    scaffold,
+    team_key,
+)
+from tests.platform.gateway_helpers import add_upstream
+from tests.platform.helpers import Platform, free_port, make_home, run_cli
+
+CONCURRENCY = 8
+HOSTED_TARGET = 1.5
+TUNNEL_TARGET = 0.5
+
+
+def _eval(env: dict[str, str], project: Path, model: str, *runtime: str) -> float:
+    argv = ["eval", "bench-set", "openai_compatible", "--gateway", "--model", model, "--all",
+            "--yes", "--json", "--max-concurrent", str(CONCURRENCY), *runtime]  # fmt: skip
+    start = time.perf_counter()
+    proc = run_cli(argv, env, cwd=project, timeout=3600, ours=True)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"hud eval {' '.join(runtime)} failed:\n{proc.stderr[-3000:]}")
+    report = json.loads(proc.stdout[proc.stdout.index("{") :])
+    bad = [r for r in report["runs"] if r["status"] != "completed"]
+    if bad:
+        raise SystemExit(f"{len(bad)} rollout(s) not graded: {bad[:2]}")
+    return took / len(report["runs"])
+
+
+def _direct_target(platform: Platform) -> tuple[int, str]:
+    """The session container's published control port and token (docker inspect)."""
+    from hud.eval.runtimes.docker import docker_client
+    from hud.platform.services.builds import IMAGE_LABEL
+    from tests.platform.deploy_helpers import platform_label
+
+    label = f"{IMAGE_LABEL}={platform_label(platform)}"
+    [container] = docker_client().containers.list(filters={"label": label})
+    ports = container.attrs["NetworkSettings"]["Ports"]
+    port = int(next(iter(v for v in ports.values() if v))[0]["HostPort"])
+    env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+    return port, env.get("HUD_CONTROL_TOKEN", "")
+
+
+async def _measure(send, recv) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Median hello round trip (s), and MiB/s of 64 x 1 MiB frames sent and answered."""
+    rtts = []
+    for i in range(200):
+        start = time.perf_counter()
+        await send(json.dumps({"jsonrpc": "2.0", "id": 100 + i, "method": "hello",
+                               "params": {}}).encode() + b"\n")  # fmt: skip
+        await recv()
+        rtts.append(time.perf_counter() - start)
+    pad = "x" * (1024 * 1024)
+    start = time.perf_counter()
+    for i in range(64):
+        frame = {"jsonrpc": "2.0", "id": 1000 + i, "method": "hello", "params": {"pad": pad}}
+        await send(json.dumps(frame).encode() + b"\n")
+        await recv()
+    return statistics.median(rtts), 64 / (time.perf_counter() - start)
+
+
+async def _tunnel_vs_direct(platform: Platform, key: str) -> dict[str, float]:
+    import httpx
+    import websockets
+
+    async with httpx.AsyncClient(base_url=platform.url, timeout=120) as http:
+        headers = {"Authorization": f"Bearer {key}"}
+        made = await http.post("/runtime/sessions", json={"environment": "demo_env"},
+                               headers=headers)  # fmt: skip
+        made.raise_for_status()
+        sid = made.json()["id"]
+        try:
+            url = platform.url.replace("http://", "ws://") + f"/runtime/tunnels/{sid}"
+            hello = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "hello", "params": {}})
+            while True:  # until the container serves
+                try:
+                    ws = await websockets.connect(url, additional_headers=headers, max_size=None)
+                    await ws.send(hello.encode() + b"\n")
+                    buf = await asyncio.wait_for(ws.recv(), 10)
+                    break
+                except (OSError, websockets.ConnectionClosed, TimeoutError):
+                    await asyncio.sleep(0.5)
+            pending = bytearray()
+
+            async def ws_recv() -> None:
+                while b"\n" not in pending:
+                    pending.extend(await ws.recv())  # type: ignore[arg-type]
+                del pending[: pending.index(b"\n") + 1]
+
+            async def ws_send(data: bytes) -> None:
+                await ws.send(data)
+
+            del buf
+            tunnel = await _measure(ws_send, ws_recv)
+            await ws.close()
+
+            port, token = _direct_target(platform)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            first = {"jsonrpc": "2.0", "id": 1, "method": "hello", "params": {"auth_token": token}}
+            writer.write(json.dumps(first).encode() + b"\n")
+            await reader.readline()
+
+            async def tcp_send(data: bytes) -> None:
+                writer.write(data)
+                await writer.drain()
+
+            async def tcp_recv() -> None:
+                await reader.readline()
+
+            direct = await _measure(tcp_send, tcp_recv)
+            writer.close()
+        finally:
+            await http.delete(f"/runtime/sessions/{sid}", headers=headers)
+    return {"tunnel_rtt": tunnel[0], "direct_rtt": direct[0], "tunnel_mibs": tunnel[1],
+            "direct_mibs": direct[1]}  # fmt: skip
+
+
+class _Ray:
+    def __init__(self, nodes: int) -> None:
+        ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+        self.tmp = Path(tempfile.mkdtemp(prefix="hb-", dir="/tmp"))
+        self.address = f"127.0.0.1:{free_port()}"
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
+        port = self.address.split(":")[1]
+        common = ["--block", "--disable-usage-stats", "--node-ip-address=127.0.0.1",
+                  f"--num-cpus={CONCURRENCY // nodes}"]  # fmt: skip
+        argvs = [[ray, "start", "--head", f"--port={port}", f"--temp-dir={self.tmp}",
+                  "--include-dashboard=false", *common]]  # fmt: skip
+        argvs += [[ray, "start", f"--address={self.address}", *common]] * (nodes - 1)
+        self.procs = []
+        for argv in argvs:
+            self.procs.append(subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL,
+                                               start_new_session=True))  # fmt: skip
+            time.sleep(8)
+
+    def stop(self) -> None:
+        import signal
+
+        for proc in reversed(self.procs):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _setup(platform: Platform, work: Path, fake: FakeProvider, n: int) -> tuple:  # type: ignore[type-arg]
+    key = team_key(platform)
+    home = make_home()
+    project = work / "demo_env"
+    if not project.exists():
+        scaffold(work, "demo_env")
+    proc = deploy(platform, key, home, project, ours=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"deploy failed:\n{proc.stderr[-3000:]}")
+    rows = [{"env": "demo_env", "id": "count", "slug": f"r{i}",
+             "args": {"sentence": "banana", "letter": "a"}} for i in range(n)]  # fmt: skip
+    (project / "rows.json").write_text(json.dumps(rows))
+    env = cli_env(platform, key, home)
+    synced = run_cli(["sync", "tasks", "bench-set", "rows.json", "-y"], env, cwd=project, ours=True)
+    if synced.returncode != 0:
+        raise SystemExit(f"sync failed:\n{synced.stderr[-2000:]}")
+    model = f"bench-{os.getpid()}-{time.monotonic_ns()}"
+    add_upstream(platform, "openai_compatible", fake.url + "/v1", model, key="sk-up")
+    return key, env, project, model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=16, help="rollouts per row")
+    parser.add_argument("--ray", action="store_true", help="also 1 vs 2 Ray nodes")
+    args = parser.parse_args()
+    python_base()
+    work = Path(tempfile.mkdtemp(prefix="hud-bench-hosted-"))
+    rows: list[tuple[str, str]] = []
+    with FakeProvider(handler=lambda _r: Reply(text="3")) as fake:
+        platform = Platform("sqlite", work / "data", extra_args=("--workers", str(CONCURRENCY)))
+        platform.start()
+        try:
+            key, env, project, model = _setup(platform, work, fake, args.n)
+            _eval(env, project, model, "--runtime", "docker")  # warm: image, caches
+            local = _eval(env, project, model, "--runtime", "docker")
+            hosted = _eval(env, project, model)
+            rows.append(("local Docker rollout (s/rollout)", f"{local:.2f}"))
+            ratio = hosted / local
+            verdict = "ok" if ratio <= HOSTED_TARGET else "MISSED"
+            rows.append(("hosted rollout (s/rollout)",
+                         f"{hosted:.2f}  ({ratio:.2f}x local; target <= {HOSTED_TARGET}x: "
+                         f"{verdict})"))  # fmt: skip
+            t = asyncio.run(_tunnel_vs_direct(platform, key))
+            rtt = t["direct_rtt"] / t["tunnel_rtt"]
+            thr = t["tunnel_mibs"] / t["direct_mibs"]
+            rows.append(("tunnel hello round trip (ms)",
+                         f"{t['tunnel_rtt'] * 1e3:.2f} vs direct {t['direct_rtt'] * 1e3:.2f} "
+                         f"({rtt:.2f} of direct; target >= {TUNNEL_TARGET})"))  # fmt: skip
+            rows.append(("tunnel throughput (MiB/s)",
+                         f"{t['tunnel_mibs']:.1f} vs direct {t['direct_mibs']:.1f} "
+                         f"({thr:.2f} of direct; target >= {TUNNEL_TARGET})"))  # fmt: skip
+        finally:
+            platform.stop()
+            remove_platform_images(platform)
+        if args.ray:
+            for nodes in (1, 2):
+                cluster = _Ray(nodes)
+                rp = Platform("sqlite", work / f"ray{nodes}",
+                              extra_args=("--ray", cluster.address, "--workers",
+                                          str(CONCURRENCY)))  # fmt: skip
+                rp.start()
+                try:
+                    _, renv, rproject, rmodel = _setup(rp, work, fake, args.n)
+                    _eval(renv, rproject, rmodel)  # warm
+                    per = _eval(renv, rproject, rmodel)
+                    rows.append((f"hosted on {nodes} Ray node(s) (s/rollout)", f"{per:.2f}"))
+                finally:
+                    rp.stop()
+                    cluster.stop()
+                    remove_platform_images(rp)
+    shutil.rmtree(work, ignore_errors=True)
+    width = max(len(r[0]) for r in rows)
+    print(f"hosted rollouts, {args.n} rollouts at concurrency {CONCURRENCY}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
