@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import hashlib
 import json
 import logging
 import socket
@@ -42,8 +41,6 @@ router = APIRouter(prefix=GATEWAY_PREFIX)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 RETRIES = 3
 RETRY_AFTER_CAP = 20.0
-AUTH_TTL = 5.0
-AUTH_CACHE_MAX = 10_000
 #: A server-sent-events line longer than this is passed on but not scanned for usage.
 MAX_LINE = 1 << 20
 FORWARD = frozenset({"content-type", "accept", "anthropic-version", "anthropic-beta",
@@ -86,26 +83,15 @@ def _caller_key(request: Request) -> str | None:
 
 
 async def _authenticate(request: Request) -> Identity:
-    """The caller's identity; successful lookups are cached for `AUTH_TTL` seconds."""
+    """The caller's identity (the identity service trusts a verified key briefly, so a call
+    costs no query and a revocation still takes effect within a second)."""
     key = _caller_key(request)
     if not key:
         raise Unauthorized(
             "Missing API key: send 'Authorization: Bearer <HUD_API_KEY>' "
             "(or 'x-goog-api-key' for Gemini)"
         )
-    cache: dict[str, tuple[Identity, float]] = request.app.state.__dict__.setdefault(
-        "_gateway_auth", {}
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    hit = cache.get(digest)
-    clock = time.monotonic()
-    if hit is not None and hit[1] > clock:
-        return hit[0]
-    ident = await request.app.state.identity.authenticate(key)
-    if len(cache) >= AUTH_CACHE_MAX:
-        cache.clear()
-    cache[digest] = (ident, clock + AUTH_TTL)
-    return ident
+    return await request.app.state.identity.authenticate(key)
 
 
 # -- provider-shaped errors ---------------------------------------------------------------------
