@@ -344,8 +344,8 @@ def test_agent_errors(lab: Path, run_hud: HudRunner, monkeypatch: pytest.MonkeyP
         (["--runtime", "daytona"], "arrives with container support"),
         (["--runtime", "ftp://x"], "unknown --runtime"),
         (["--remote"], "no platform is configured"),
-        (["--gateway"], "no platform is configured"),
-        (["-g"], "no platform is configured"),
+        (["--gateway"], "--gateway needs a HUD platform key"),
+        (["-g"], "--gateway needs a HUD platform key"),
     ],
 )
 def test_placement_flags_refused(
