@@ -502,7 +502,7 @@ def test_failures_are_isolated_with_phase(lab: Path, run_hud: HudRunner) -> None
         "oracle",
         "--all",
         "--rollout-timeout",
-        "2",
+        "6",
         "--json",
         "--fail-on-error",
         cwd=lab,
@@ -520,7 +520,7 @@ def test_failures_are_isolated_with_phase(lab: Path, run_hud: HudRunner) -> None
     assert "agent timed out after 0.3s" in runs["slow_agent"]["trace_error"]
     assert runs["slow_agent"]["stop_reason"] == "timeout"
     slow = runs["slow_setup"]["trace_error"]
-    assert "timed out after 2s during starting task" in slow
+    assert "timed out after 6s during starting task" in slow
     for name in ("broken_setup", "broken_grade", "slow_setup"):
         assert runs[name]["is_error"] and runs[name]["reward"] == 0.0
     assert doc["error_count"] == 3

@@ -156,7 +156,7 @@ async def test_rollout_timeout_names_the_phase(tmp_path: Path) -> None:
     )
     rows = Taskset("slow", [Task(env="slow", id="slow")])
     async with SubprocessRuntime(path) as runtime:
-        job = await rows.run(EchoPrompt(), runtime=runtime, rollout_timeout=0.5)
+        job = await rows.run(EchoPrompt(), runtime=runtime, rollout_timeout=5)
     (run,) = job.runs
     assert run.status == "error"
     assert run.trace.stop_reason == "timeout"
