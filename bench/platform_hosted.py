@@ -195,6 +195,7 @@ def _setup(platform: Platform, work: Path, fake: FakeProvider, n: int) -> tuple:
     project = work / "demo_env"
     if not project.exists():
         scaffold(work, "demo_env")
+    shutil.rmtree(project / ".hud", ignore_errors=True)  # linked to an earlier platform
     proc = deploy(platform, key, home, project, ours=True)
     if proc.returncode != 0:
         raise SystemExit(f"deploy failed:\n{proc.stderr[-3000:]}")
@@ -210,6 +211,14 @@ def _setup(platform: Platform, work: Path, fake: FakeProvider, n: int) -> tuple:
     return key, env, project, model
 
 
+class _Rows(list):  # type: ignore[type-arg]
+    """Rows printed as they are measured (a later failure keeps the earlier figures)."""
+
+    def append(self, row: tuple[str, str]) -> None:  # type: ignore[override]
+        print(f"  {row[0]:<40}  {row[1]}", flush=True)
+        super().append(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=16, help="rollouts per row")
@@ -217,7 +226,8 @@ def main() -> None:
     args = parser.parse_args()
     python_base()
     work = Path(tempfile.mkdtemp(prefix="hud-bench-hosted-"))
-    rows: list[tuple[str, str]] = []
+    rows = _Rows()
+    print(f"hosted rollouts, {args.n} rollouts at concurrency {CONCURRENCY}", flush=True)
     with FakeProvider(handler=lambda _r: Reply(text="3")) as fake:
         platform = Platform("sqlite", work / "data", extra_args=("--workers", str(CONCURRENCY)))
         platform.start()
@@ -261,10 +271,6 @@ def main() -> None:
                     cluster.stop()
                     remove_platform_images(rp)
     shutil.rmtree(work, ignore_errors=True)
-    width = max(len(r[0]) for r in rows)
-    print(f"hosted rollouts, {args.n} rollouts at concurrency {CONCURRENCY}")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,13 @@ def serve_command(
     per_team: int = typer.Option(
         None, "--per-team", min=1, help="Hosted rollouts of one team running at once."
     ),
+    session_idle: float = typer.Option(
+        None,
+        "--session-idle",
+        min=1,
+        help="Seconds a runtime session may stay without an open tunnel before it is reaped "
+        "(default 300).",
+    ),
 ) -> None:
     """Serve the REST API, telemetry ingest, login, runtime sessions and hosted rollouts."""
     import asyncio
@@ -119,7 +126,12 @@ def serve_command(
                 on_start=started,
                 device_interval=login_interval,
                 registry=registry,
-                rollouts={"ray": ray, "workers": workers, "per_team": per_team},
+                rollouts={
+                    "ray": ray,
+                    "workers": workers,
+                    "per_team": per_team,
+                    "session_idle": session_idle,
+                },
             )
         )
     except KeyboardInterrupt:

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from tests.agents.fakes import Call, FakeProvider, Recorded, Reply
-from tests.platform.conftest import new_platform
 from tests.platform.deploy_helpers import (
     cli_env,
     deploy,
@@ -31,6 +30,7 @@ from tests.platform.deploy_helpers import (
 )
 from tests.platform.gateway_helpers import add_upstream, solve_with_shell, unique
 from tests.platform.helpers import (
+    HAVE_EXTRA,
     HAVE_PEER,
     PEER_HUD,
     Platform,
@@ -86,9 +86,20 @@ def slow_or_solve(request: Recorded) -> Reply:
     return Reply(calls=[Call(call.name, args)])
 
 
+#: Seconds without an open tunnel after which the test platform reaps a session.
+IDLE = 5
+
+
 @pytest.fixture(scope="module")
-def rt_platform(request: pytest.FixtureRequest) -> Platform:
-    return new_platform(request, "sqlite")
+def rt_platform() -> Iterator[Platform]:
+    if not HAVE_EXTRA:
+        pytest.skip("the platform extra is not installed (pip install -e '.[platform]')")
+    base = Path(tempfile.mkdtemp(prefix="hud-platform-rt-"))
+    platform = Platform("sqlite", base / "data", extra_args=("--session-idle", str(IDLE)))
+    platform.start()
+    yield platform
+    platform.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +214,19 @@ def test_session_api_tunnel_delete_and_reap(
         gone = api.delete(f"/runtime/sessions/{sid}")
         assert gone.status_code == 200, gone.text
         assert api.get(f"/runtime/sessions/{sid}").status_code == 404
+        assert session_containers(rt_platform) == []
+
+        # a client that vanished: its tunnel closed, nobody deletes the session
+        made = api.post("/runtime/sessions", json={"environment": "demo_env"})
+        assert made.status_code == 200, made.text
+        sid = made.json()["id"]
+        _hello_through_tunnel(rt_platform, key, sid)  # then the WebSocket closes
+        deadline = time.monotonic() + IDLE + 60
+        while api.get(f"/runtime/sessions/{sid}").status_code == 200:
+            assert time.monotonic() < deadline, "the idle session was not reaped"
+            time.sleep(0.5)
+        while session_containers(rt_platform) and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert session_containers(rt_platform) == []
 
 

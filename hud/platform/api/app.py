@@ -144,8 +144,13 @@ def create_app(
     app.state.tasksets = TasksetService(db, app.state.builds)
     app.state.gateway = GatewayService(db, data_dir)
     app.state.models = ModelService(db, app.state.gateway)
-    app.state.sessions = SessionService(app.state.builds)
     options = dict(rollout_options or {})
+    idle = options.get("session_idle")
+    app.state.sessions = (
+        SessionService(app.state.builds, idle=float(idle))
+        if idle
+        else SessionService(app.state.builds)
+    )
     executor = None
     if options.get("ray"):
         from hud.platform.workers.ray import RayExecutor

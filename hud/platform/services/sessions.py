@@ -169,6 +169,7 @@ class SessionService:
         """A new TCP connection to the session's control port (raises `OSError` while the
         container boots: the caller closes the WebSocket and the client retries)."""
         session = self.get(ident, session_id)
+        session.last_active = time.monotonic()  # a client retrying while the container boots
         reader, writer = await asyncio.open_connection(session.host, session.port)
         session.tunnels += 1
         session.last_active = time.monotonic()
