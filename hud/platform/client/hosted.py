@@ -31,7 +31,7 @@ class HostedRuntime:
         *,
         api_url: str | None = None,
         api_key: str | None = None,
-        poll_interval: float = 5.0,
+        poll_interval: float = 2.0,
     ) -> None:
         from hud.settings import settings
 
@@ -95,17 +95,22 @@ class HostedRuntime:
             try:
                 async with asyncio.timeout(rollout_timeout):
                     reply = await http.post("/v2/rollouts/submit", json=body)
+                    while reply.status_code in (429, 503):  # the queue is full: wait our turn
+                        await asyncio.sleep(_retry_after(reply))
+                        reply = await http.post("/v2/rollouts/submit", json=body)
                     if reply.status_code >= 300:
                         return _failed(
                             run, f"submit refused ({reply.status_code}): {_detail(reply)}"
                         )
+                    delay = 0.25  # soon after submitting, then every poll_interval
                     while True:
                         got = await http.get(f"/v2/trace/{trace_uuid}")
                         if got.status_code == 200:
                             data = got.json()
                             if data.get("status") in TERMINAL:
                                 break
-                        await asyncio.sleep(self.poll_interval)
+                        await asyncio.sleep(delay)
+                        delay = min(self.poll_interval, delay * 1.5)
             except TimeoutError:
                 await _cancel(http, trace_uuid)
                 trace.stop_reason = "timeout"
@@ -135,6 +140,13 @@ class HostedRuntime:
             )
             return _failed(run, str(why), status="cancelled" if status == "cancelled" else "error")
         return run
+
+
+def _retry_after(reply: httpx.Response) -> float:
+    try:
+        return min(30.0, max(0.5, float(reply.headers.get("retry-after", "5"))))
+    except ValueError:
+        return 5.0
 
 
 def _finite(value: Any) -> bool:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
+import tempfile
 from typing import Any
 
 from hud.platform.services.rollouts import Outcome
@@ -41,22 +43,59 @@ class LocalHandle:
 
 
 class LocalExecutor:
+    """Worker processes on this machine; ``warm`` of them are started ahead of need (Python
+    and hud imported), so a rollout does not wait for an interpreter to start. A warm process
+    holds nothing secret: the spec, the team's key and the environment's secrets arrive on its
+    stdin when it is used."""
+
     name = "local"
 
-    async def launch(self, spec: dict[str, Any], env: dict[str, str]) -> LocalHandle:
-        proc = await asyncio.create_subprocess_exec(
+    def __init__(self, warm: int = 4) -> None:
+        self.warm = warm
+        self._idle: list[asyncio.subprocess.Process] = []
+        self._workdir = tempfile.mkdtemp(prefix="hud-workers-")
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        base = {k: os.environ[k] for k in PASS_THROUGH if os.environ.get(k)}
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "hud.platform.workers.rollout",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
-            env=env,
+            env=base,
+            cwd=self._workdir,
         )
+
+    async def _refill(self) -> None:
+        while len(self._idle) < self.warm:
+            self._idle.append(await self._spawn())
+
+    async def launch(self, spec: dict[str, Any], env: dict[str, str]) -> LocalHandle:
+        proc = None
+        while self._idle:
+            candidate = self._idle.pop(0)
+            if candidate.returncode is None:
+                proc = candidate
+                break
+        if proc is None:
+            proc = await self._spawn()
+        asyncio.get_running_loop().create_task(self._refill())
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.write(json.dumps({**spec, "environ": env}).encode())
         await proc.stdin.drain()
         proc.stdin.close()
         return LocalHandle(proc)
 
     async def aclose(self) -> None:
-        return None
+        idle, self._idle = self._idle, []
+        for proc in idle:
+            if proc.stdin is not None and proc.returncode is None:
+                proc.stdin.close()  # an empty spec: the process exits
+        for proc in idle:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), 5)
+
+
+#: What a worker process inherits from the platform's environment (no keys).
+PASS_THROUGH = ("PATH", "HOME", "PYTHONPATH", "DOCKER_HOST", "DOCKER_CONFIG", "TMPDIR", "LANG")

@@ -161,7 +161,22 @@ async def run(spec: dict[str, Any]) -> int:
 
 
 def main() -> None:
-    spec = json.loads(sys.stdin.read())
+    # Imported before the spec arrives: a worker started ahead of need (`LocalExecutor`'s warm
+    # processes) has paid for them already.
+    import hud.agents.factory
+    import hud.eval.runner
+    import hud.eval.runtimes.docker
+    import hud.platform.client.report  # noqa: F401
+
+    spec = json.loads(sys.stdin.read() or "null")
+    if not isinstance(spec, dict):  # closed unused (the platform stopped)
+        sys.exit(0)
+    environ = spec.pop("environ", None)
+    if isinstance(environ, dict):  # the team's key and the platform's URLs, sent with the spec
+        os.environ.update({str(k): str(v) for k, v in environ.items()})
+        from hud.settings import reload
+
+        reload()
     sys.exit(asyncio.run(run(spec)))
 
 
