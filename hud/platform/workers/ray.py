@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 from typing import Any
 
@@ -72,7 +73,7 @@ class RayHandle:
         from ray import exceptions as rex
 
         try:
-            code = await asyncio.to_thread(ray.get, self.ref)
+            code: Any = await asyncio.to_thread(ray.get, self.ref)
             return Outcome(int(code))
         except rex.TaskCancelledError:
             return Outcome(None, detail="cancelled")
@@ -120,7 +121,7 @@ class RayExecutor:
                         namespace="hud-platform",
                         ignore_reinit_error=True,
                         log_to_driver=False,
-                        logging_level="error",
+                        logging_level=logging.ERROR,
                     )
 
                 await asyncio.to_thread(init)
