@@ -111,7 +111,7 @@ class RolloutService:
         if self._executor is None:
             from hud.platform.workers.local import LocalExecutor
 
-            self._executor = LocalExecutor()
+            self._executor = LocalExecutor(warm=min(self.concurrency, 8))
         return self._executor
 
     # -- submit ----------------------------------------------------------------------------
