@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from hud.eval.runtime import Runtime
+from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.platform.runtime")
 
@@ -27,7 +28,7 @@ CHUNK = 256 * 1024
 REFUSED = ("gpu", "os", "tpu", "limits")
 
 
-class HUDRuntimeError(RuntimeError):
+class HUDRuntimeError(HudError, RuntimeError):
     """A runtime session could not be started."""
 
 
