@@ -1,34 +1,50 @@
-"""The package layout stays acyclic: no two top-level packages import each other at load time."""
+"""The package layout stays acyclic and layered: no package imports a higher layer, counting
+imports inside functions."""
 
 from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "hud"
 
 
-def _module_level_edges() -> dict[str, set[tuple[str, str]]]:
+def _imports(path: Path, *, everywhere: bool) -> Iterator[tuple[str, int]]:
+    """Absolute module names a file imports, with their line: at module level, or
+    ``everywhere`` (inside functions, under ``TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree) if everywhere else tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module, node.lineno
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+
+
+def _edges(*, everywhere: bool) -> dict[str, set[tuple[str, str]]]:
+    """``{package: {(imported package, "file:line"), ...}}`` between hud's top-level packages."""
     edges: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for path in ROOT.rglob("*.py"):
         package = path.relative_to(ROOT).parts[0].removesuffix(".py")
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            for name in names:
-                parts = name.split(".")
-                if parts[0] == "hud" and len(parts) > 1 and parts[1] != package:
-                    edges[package].add((parts[1], str(path.relative_to(ROOT.parent))))
+        for name, line in _imports(path, everywhere=everywhere):
+            parts = name.split(".")
+            if parts[0] == "hud" and len(parts) > 1 and parts[1] != package:
+                edges[package].add((parts[1], f"{path.relative_to(ROOT.parent)}:{line}"))
     return edges
 
 
-def test_no_import_cycles_between_packages() -> None:
-    edges = _module_level_edges()
+def _module_level_edges() -> dict[str, set[tuple[str, str]]]:
+    return _edges(everywhere=False)
+
+
+def _all_edges() -> dict[str, set[tuple[str, str]]]:
+    return _edges(everywhere=True)
+
+
+def _cycles(edges: dict[str, set[tuple[str, str]]]) -> dict[str, list[str]]:
+    """Packages that reach themselves, each with the imports that lead back into the cycle."""
     graph = {pkg: {target for target, _ in targets} for pkg, targets in edges.items()}
 
     def reachable(start: str) -> set[str]:
@@ -41,8 +57,16 @@ def test_no_import_cycles_between_packages() -> None:
                 stack.extend(graph.get(node, ()))
         return seen
 
-    cycles = sorted(pkg for pkg in graph if pkg in reachable(pkg))
-    assert not cycles, f"packages in an import cycle: {cycles}: {dict(edges)}"
+    cyclic = {pkg for pkg in graph if pkg in reachable(pkg)}
+    return {
+        pkg: sorted(w for t, w in edges[pkg] if t in cyclic and pkg in reachable(t))
+        for pkg in sorted(cyclic)
+    }
+
+
+def test_no_import_cycles_between_packages() -> None:
+    cycles = _cycles(_module_level_edges())
+    assert not cycles, f"packages in an import cycle: {cycles}"
 
 
 def test_protocol_is_pure() -> None:
@@ -54,36 +78,9 @@ def test_capabilities_are_pure_descriptors() -> None:
     """`hud.capabilities` sits below both sides (servers in environment, clients in clients):
     it imports no other hud package, not even inside a function."""
     for path in (ROOT / "capabilities").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            for name in names:
-                parts = name.split(".")
-                assert parts[0] != "hud" or parts[1] == "capabilities", f"{path}: imports {name}"
-
-
-def _all_edges() -> dict[str, set[tuple[str, str]]]:
-    """Like `_module_level_edges`, counting imports anywhere (inside functions, under
-    ``TYPE_CHECKING``)."""
-    edges: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for path in ROOT.rglob("*.py"):
-        package = path.relative_to(ROOT).parts[0].removesuffix(".py")
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            for name in names:
-                parts = name.split(".")
-                if parts[0] == "hud" and len(parts) > 1 and parts[1] != package:
-                    edges[package].add((parts[1], f"{path.relative_to(ROOT.parent)}:{node.lineno}"))
-    return edges
+        for name, _ in _imports(path, everywhere=True):
+            parts = name.split(".")
+            assert parts[0] != "hud" or parts[1] == "capabilities", f"{path}: imports {name}"
 
 
 #: The layers of design.md, lowest first: a package imports only from lower ranks (counting
@@ -110,25 +107,8 @@ RANKS = {
 
 
 def test_no_cycles_counting_imports_inside_functions() -> None:
-    edges = _all_edges()
-    graph = {pkg: {target for target, _ in targets} for pkg, targets in edges.items()}
-
-    def reachable(start: str) -> set[str]:
-        seen: set[str] = set()
-        stack = list(graph.get(start, ()))
-        while stack:
-            node = stack.pop()
-            if node not in seen:
-                seen.add(node)
-                stack.extend(graph.get(node, ()))
-        return seen
-
-    cycles = sorted(pkg for pkg in graph if pkg in reachable(pkg))
-    where = {
-        pkg: sorted(w for t, w in edges[pkg] if t in cycles and pkg in reachable(t))
-        for pkg in cycles
-    }
-    assert not cycles, f"packages in an import cycle: {where}"
+    cycles = _cycles(_all_edges())
+    assert not cycles, f"packages in an import cycle: {cycles}"
 
 
 def test_lower_layers_never_import_higher_ones() -> None:
