@@ -18,11 +18,13 @@ def register(app: typer.Typer) -> None:
     from hud.cli.sync_cmd import sync_app
     from hud.cli.task_cmd import task_app
     from hud.cli.trace_cmd import trace_app
+    from hud.cli.view_cmd import view_command
 
     app.command(name="eval")(eval_command)
     app.command(name="init")(init_command)
     app.command(name="serve")(serve_command)
     app.command(name="set")(set_command)
+    app.command(name="view")(view_command)
     app.add_typer(task_app, name="task")
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(trace_app, name="trace")

@@ -7,7 +7,7 @@
 | ``/telemetry`` | ``HUD_TELEMETRY_URL`` | span ingest, CLI analytics |
 | ``/gateway`` | ``HUD_GATEWAY_URL`` | the inference gateway (`hud.platform.api.gateway`) |
 | ``/runtime`` | ``HUD_RUNTIME_URL`` (origin) | runtime sessions, tunnels (`api.runtime`) |
-| ``/web`` | ``HUD_WEB_URL`` | verification page; reserved (web UI) |
+| ``/web`` | ``HUD_WEB_URL`` | web pages (`hud.platform.web`), device verification page |
 
 Errors are ``{"detail": "<text>"}`` with the status the client turns into hints (§0.4); a bad
 body is a 422 naming the field; an unexpected failure is a logged 500 with no internals.
@@ -43,9 +43,6 @@ log = logging.getLogger("hud.platform")
 
 #: Largest request body accepted (span batches are at most ~4 MiB).
 MAX_BODY = 32 * 1024 * 1024
-RESERVED = {
-    "/web": "the web app",
-}
 _STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, Invalid: 422}
 
 
@@ -199,17 +196,9 @@ def create_app(
     app.include_router(runtime.router)
     app.include_router(rollouts.router)
 
-    for prefix, what in RESERVED.items():
+    from hud.platform.web.mount import mount
 
-        async def reserved(path: str, _what: str = what) -> JSONResponse:
-            return JSONResponse({"detail": f"{_what} is not served by this platform yet"}, 404)
-
-        app.add_api_route(
-            prefix + "/{path:path}",
-            reserved,
-            methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            include_in_schema=False,
-        )
+    mount(app, data_dir)  # the web pages; last: its catch-all answers every other /web path
 
     app.add_middleware(BodyLimit)
     return app

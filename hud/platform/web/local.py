@@ -1,0 +1,226 @@
+"""`LocalSource`: the pages over local job records (``.hud/jobs``, see `hud.eval.records`).
+
+``runs.jsonl`` files are parsed once and kept while their size and mtime do not change, so a
+job of 10,000 rollouts is read from disk once, and a running job's page re-reads only when a
+rollout finished. Figures follow `hud.types.job.JobSummary`'s definitions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hud.eval.records import JobRecord, find_trace, list_jobs, load_trace_file
+from hud.platform.web.data import (
+    GROUPS_SHOWN,
+    JobDetail,
+    JobRow,
+    JobsPage,
+    RolloutRow,
+    RolloutsPage,
+    TraceView,
+    group_stats,
+    histogram,
+    pooled_std,
+)
+from hud.types.job import SUCCESS_THRESHOLD
+
+#: Parsed ``runs.jsonl`` files kept (their size/mtime are checked on every read).
+CACHE_SIZE = 64
+
+
+class LocalSource:
+    """Job records under ``jobs_dir`` (read-only; the directory may change while served)."""
+
+    statuses = ("running", "completed", "interrupted", "failed")
+
+    def __init__(self, jobs_dir: Path) -> None:
+        self.jobs_dir = Path(jobs_dir)
+        self._rows: dict[Path, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
+
+    # -- reading -------------------------------------------------------------------------
+    def _runs(self, record: JobRecord) -> list[dict[str, Any]]:
+        path = record.runs_file
+        try:
+            st = os.stat(path)
+        except OSError:
+            return []
+        stamp = (st.st_size, st.st_mtime_ns)
+        cached = self._rows.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        rows = []
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line
+                if isinstance(row, dict):
+                    rows.append(row)
+        if len(self._rows) >= CACHE_SIZE:
+            self._rows.pop(next(iter(self._rows)))
+        self._rows[path] = (stamp, rows)
+        return rows
+
+    def _row(self, record: JobRecord) -> JobRow:
+        rows = self._runs(record)
+        good = [_reward(r) for r in rows if not r.get("is_error")]
+        total = record.summary.get("total") or record.config.get("total")
+        slugs = record.config.get("slugs")
+        group = record.config.get("group")
+        if not isinstance(total, int) and isinstance(slugs, list) and isinstance(group, int):
+            total = len(slugs) * group
+        return JobRow(
+            id=record.job_id,
+            name=record.name,
+            status=record.effective_status,
+            created_at=record.created_at,
+            runs=len(rows),
+            total=total if isinstance(total, int) else None,
+            errors=sum(1 for r in rows if r.get("is_error")),
+            reward=sum(good) / len(good) if good else None,
+        )
+
+    def _open(self, job_id: str) -> JobRecord | None:
+        try:
+            return JobRecord.open(job_id.replace("-", ""), base_dir=self.jobs_dir)
+        except (LookupError, ValueError, OSError):
+            try:
+                return JobRecord.open(job_id, base_dir=self.jobs_dir)
+            except (LookupError, ValueError, OSError):
+                return None
+
+    # -- ViewSource ----------------------------------------------------------------------
+    async def jobs(
+        self, *, query: str = "", status: str = "", offset: int = 0, limit: int = 50
+    ) -> JobsPage:
+        records = list_jobs(self.jobs_dir)
+        needle = query.strip().lower()
+        if needle:
+            bare = needle.replace("-", "")
+            records = [r for r in records if needle in r.name.lower() or bare in r.job_id.lower()]
+        if status:
+            records = [r for r in records if r.effective_status == status]
+        shown = [self._row(r) for r in records[offset : offset + limit]]
+        return JobsPage(shown, len(records), offset, limit)
+
+    async def job(self, job_id: str) -> JobDetail | None:
+        record = self._open(job_id)
+        if record is None:
+            return None
+        rows = self._runs(record)
+        head = self._row(record)
+        counts: dict[str, int] = {}
+        for r in rows:
+            key = "error" if r.get("is_error") else str(r.get("status") or "completed")
+            counts[key] = counts.get(key, 0) + 1
+        effective = [0.0 if r.get("is_error") else _reward(r) for r in rows]
+        graded = [_reward(r) for r in rows if not r.get("is_error")]
+        by_group: dict[str, list[float]] = {}
+        for r in rows:
+            if not r.get("is_error"):
+                by_group.setdefault(str(r.get("slug") or r.get("task_id") or "task"), []).append(
+                    _reward(r)
+                )
+        stats = group_stats((k, k, v) for k, v in by_group.items() if len(v) > 1)
+        n = len(effective)
+        mean = sum(effective) / n if n else None
+        std = (
+            max(0.0, sum(x * x for x in effective) / n - mean * mean) ** 0.5
+            if n and mean is not None
+            else None
+        )
+        in_flight = len(record.unfinished_traces()) if head.status == "running" else 0
+        config = record.config
+        info = {
+            k: config.get(k)
+            for k in ("source_label", "agent", "model", "group", "max_steps", "runtime")
+            if config.get(k) not in (None, "", {})
+        }
+        return JobDetail(
+            job=head,
+            status_counts=counts,
+            rewarded=len(graded),
+            mean_reward=mean,
+            reward_std=std,
+            success_rate=(sum(1 for x in effective if x > SUCCESS_THRESHOLD) / n) if n else None,
+            histogram=histogram(graded),
+            group_count=len(stats),
+            within_group_std=pooled_std(stats),
+            groups=stats[:GROUPS_SHOWN],
+            in_flight=in_flight,
+            info=info,
+        )
+
+    async def rollouts(
+        self, job_id: str, *, status: str = "", offset: int = 0, limit: int = 50
+    ) -> RolloutsPage | None:
+        record = self._open(job_id)
+        if record is None:
+            return None
+        rows = self._runs(record)
+        if status == "error":
+            rows = [r for r in rows if r.get("is_error")]
+        elif status:
+            rows = [r for r in rows if r.get("status") == status and not r.get("is_error")]
+        items = [
+            RolloutRow(
+                trace_id=str(r.get("trace_id") or ""),
+                slug=r.get("slug"),
+                group=r.get("slug"),
+                group_index=r.get("group_index"),
+                status="error" if r.get("is_error") else r.get("status"),
+                reward=None if r.get("is_error") else _reward(r),
+                duration_s=r.get("duration_s"),
+                error=r.get("error"),
+                started_at=r.get("finished_at"),
+            )
+            for r in rows[offset : offset + limit]
+        ]
+        return RolloutsPage(items, len(rows), offset, limit)
+
+    async def trace(self, trace_id: str) -> TraceView | None:
+        try:
+            path = find_trace(trace_id, self.jobs_dir)
+            if self.jobs_dir.resolve() not in path.resolve().parents:
+                return None  # a path given as the id: only records under jobs_dir are served
+            data = load_trace_file(path)
+        except (LookupError, ValueError, OSError):
+            return None
+        job_name = None
+        job_id = data.get("job_id")
+        try:
+            job_name = JobRecord.load(path.parent.parent).name
+        except (ValueError, OSError):
+            pass
+        steps = [s for s in data.get("steps") or [] if isinstance(s, dict)]
+        model = next((s.get("model") for s in steps if s.get("source") == "agent"), None)
+        status = data.get("status")
+        if status is None and data.get("is_error"):
+            status = "error"
+        return TraceView(
+            id=str(data.get("trace_id") or path.stem),
+            job_id=job_id,
+            job_name=job_name,
+            slug=data.get("slug"),
+            status=status,
+            reward=data.get("reward"),
+            error=data.get("error"),
+            stop_reason=data.get("stop_reason"),
+            model=model,
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            duration_s=data.get("duration_s"),
+            grade=data.get("grade") if isinstance(data.get("grade"), dict) else None,
+            answer=data.get("content"),
+            args=data.get("args") if isinstance(data.get("args"), dict) else None,
+            steps=steps,
+        )
+
+
+def _reward(row: dict[str, Any]) -> float:
+    value = row.get("reward")
+    return float(value) if isinstance(value, (int, float)) else 0.0
