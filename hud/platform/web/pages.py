@@ -286,10 +286,12 @@ def trace_page(ctx: Ctx, trace: TraceView) -> str:
         facts.append(("Error", f'<pre class="err">{esc(trace.error)}</pre>'))
     if trace.metadata:
         facts.append(("Metadata", json_block(trace.metadata)))
-    grade = trace.grade or _grade_of(steps)
+    frame, answer = _evaluation(steps)
+    grade = trace.grade or frame
+    answer = trace.answer if trace.answer is not None else answer
     parts = [head, cards, kv(facts)]
     if grade is not None:
-        parts.append(f'<h2>Grade</h2><div class="card grade">{_grade(grade, trace.answer)}</div>')
+        parts.append(f'<h2>Grade</h2><div class="card grade">{_grade(grade, answer)}</div>')
     parts.append(f"<h2>Timeline ({len(steps):,} steps)</h2>")
     parts.append(
         '<div class="replay" hidden>'
@@ -342,13 +344,16 @@ def _tokens(usage: dict[str, float]) -> str:
     return f"{int(usage.get('prompt_tokens', 0)):,} / {int(usage.get('completion_tokens', 0)):,}"
 
 
-def _grade_of(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _evaluation(steps: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, Any]:
+    """The grade frame and the answer of the last evaluate step."""
     for step in reversed(steps):
         call = step.get("task_call")
         if isinstance(call, dict) and call.get("phase") == "evaluate":
             result = call.get("result")
-            return result if isinstance(result, dict) else None
-    return None
+            args = call.get("arguments")
+            answer = args.get("answer") if isinstance(args, dict) else None
+            return (result if isinstance(result, dict) else None), answer
+    return None, None
 
 
 def _grade(frame: dict[str, Any], answer: Any = None) -> str:
