@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PEER := .peer/hud
 
-.PHONY: demo test test-deps lint fmt peer peer-harbor bench clean
+.PHONY: demo test test-deps lint fmt peer peer-harbor bench screenshots clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ peer-harbor: $(HARBOR)/.installed
 
 bench: $(BIN)/.installed $(PEER)/.installed
 	$(BIN)/python bench/run_all.py
+
+# The web pages' screenshots in docs/images (a throwaway platform, Playwright + system Chromium).
+screenshots: $(BIN)/.installed
+	$(BIN)/python docs/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -36,6 +36,8 @@ from hud.platform.web.kit import (
 
 #: Seconds between refreshes of a running view.
 LIVE_SECONDS = 3
+#: Groups listed under the spread plot (the widest first).
+GROUP_ROWS = 10
 ROLLOUT_STATUSES = ("completed", "error", "cancelled", "running", "queued")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
@@ -111,6 +113,7 @@ def job_page(ctx: Ctx, detail: JobDetail, rollouts: RolloutsPage, *, status: str
         [
             ("Rollouts", esc(runs)),
             ("Mean reward", fmt_reward(detail.mean_reward)),
+            ("Excl. errors", fmt_reward(job.reward)),
             ("Std dev", fmt_reward(detail.reward_std)),
             ("Success rate", fmt_pct(detail.success_rate)),
             ("Errors", f'<span class="err">{job.errors:,}</span>' if job.errors else "0"),
@@ -168,7 +171,7 @@ def _plots(detail: JobDetail) -> str:
                 fmt_reward(g.hi),
                 fmt_reward(g.std),
             ]
-            for g in multi[:15]
+            for g in multi[:GROUP_ROWS]
         ]
         grid = table(
             [
@@ -185,19 +188,21 @@ def _plots(detail: JobDetail) -> str:
         note = (
             f"{detail.group_count:,} groups; pooled std within groups "
             f"{fmt_reward(detail.within_group_std)}. Each line is a group's min–max, the dot its"
-            " mean (sorted by mean; widest groups listed below)."
+            " mean (sorted by mean)."
         )
         right = (
             f'<div class="card plot" id="spread-plot"><h2>Spread within groups</h2>{chart}'
-            f'<p class="sub">{esc(note)}</p>{grid}</div>'
+            f'<p class="sub">{esc(note)}</p></div>'
         )
+        below = f"<h2>Widest groups</h2>{grid}"
     else:
         right = (
             '<div class="card plot" id="spread-plot"><h2>Spread within groups</h2>'
             '<p class="sub">Every task ran once (no groups of two or more): run with'
             " <code>--group N</code> to see the spread.</p></div>"
         )
-    return f'<h2>Rewards</h2><div class="two">{left}{right}</div>'
+        below = ""
+    return f'<h2>Rewards</h2><div class="two">{left}{right}</div>{below}'
 
 
 def _rollouts(ctx: Ctx, job_id: str, page: RolloutsPage, status: str) -> str:
@@ -228,8 +233,14 @@ def _rollouts(ctx: Ctx, job_id: str, page: RolloutsPage, status: str) -> str:
                 err,
             ]
         )
+    headers: list[str | tuple[str, str]] = [
+        "Trace", "Task", ("#", "num"), "Status", ("Reward", "num"), ("Duration", "num"), "Error",
+    ]  # fmt: skip
+    if all(r.group_index is None for r in page.items):
+        headers.pop(2)
+        rows = [row[:2] + row[3:] for row in rows]
     grid = table(
-        ["Trace", "Task", ("#", "num"), "Status", ("Reward", "num"), ("Duration", "num"), "Error"],
+        headers,
         rows,
         empty="No rollouts match." if status else "No finished rollouts yet.",
         cls="grid rollouts",
