@@ -87,6 +87,7 @@ def test_pass_at_k_unbiased_estimator() -> None:
     assert stats.pass_at_k(rewards, 1) == pytest.approx(((0.4 + 0 + 1) / 3, 3))
     assert stats.pass_at_k(rewards, 2) == pytest.approx(((0.7 + 0) / 2, 2))
     assert stats.pass_at_k(rewards, 6) is None
+    assert stats.pass_at_k_counts([(5, 2), (5, 0), (1, 1)], 2) == stats.pass_at_k(rewards, 2)
 
 
 def test_sign_and_permutation_tests_exact() -> None:
@@ -128,3 +129,5 @@ def test_paired_comparison() -> None:
     assert reverse is not None and (reverse.wins, reverse.losses) == (0, 2)
     assert reverse.difference.value == pytest.approx(-0.5)
     assert stats.paired({"x": [1]}, {"y": [1]}) is None
+    means = stats.paired_means({"t1": 1.0, "t2": 0.0, "t3": 1.0}, {"t1": 0.0, "t2": 0.0, "t3": 0.5})
+    assert means == result

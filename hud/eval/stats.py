@@ -228,11 +228,14 @@ def pass_at_k(
 ) -> tuple[float, int] | None:
     """Mean pass@k over the tasks with at least ``k`` attempts, and how many tasks that is
     (None when no task has ``k`` attempts)."""
-    scores = [
-        pass_at_k_task(len(r), sum(is_success(x, threshold) for x in r), k)
-        for r in rewards.values()
-        if len(r) >= k
-    ]
+    return pass_at_k_counts(
+        ((len(r), sum(is_success(x, threshold) for x in r)) for r in rewards.values()), k
+    )
+
+
+def pass_at_k_counts(counts: Iterable[tuple[int, int]], k: int) -> tuple[float, int] | None:
+    """`pass_at_k` from per-task ``(attempts, successes)`` (what a SQL aggregate gives)."""
+    scores = [pass_at_k_task(n, c, k) for n, c in counts if n >= k]
     if not scores:
         return None
     return math.fsum(scores) / len(scores), len(scores)
@@ -309,7 +312,17 @@ def paired(
 ) -> Paired | None:
     """Agent A against agent B on the tasks both attempted (per-task mean rewards); None when
     they share no task."""
-    mean_a, mean_b = per_task_means(a), per_task_means(b)
+    return paired_means(per_task_means(a), per_task_means(b), level=level, tie=tie)
+
+
+def paired_means(
+    mean_a: Mapping[str, float],
+    mean_b: Mapping[str, float],
+    *,
+    level: float = 0.95,
+    tie: float = EPSILON,
+) -> Paired | None:
+    """`paired` from each agent's per-task mean rewards."""
     shared = sorted(set(mean_a) & set(mean_b))
     if not shared:
         return None

@@ -52,8 +52,9 @@ def test_login_approved_through_the_form(platform: Platform) -> None:
     proc, page_url, code, home = start_login(platform)
     try:
         page = httpx.get(page_url)
-        assert page.status_code == 200 and "<form" in page.text and "<script" not in page.text
-        assert code in page.text and "name='api_key'" in page.text
+        # a plain form POST: approving needs no JavaScript (tests/web drive it with JS off)
+        assert page.status_code == 200 and '<form method="post"' in page.text
+        assert code in page.text and 'name="api_key"' in page.text
         bad = httpx.post(
             f"{platform.url}/web/device",
             data={"user_code": code, "api_key": "hud_wrong", "action": "approve"},

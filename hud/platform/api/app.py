@@ -197,8 +197,10 @@ def create_app(
     app.include_router(rollouts.router)
 
     from hud.platform.web.mount import mount
+    from hud.platform.web.platform_routes import router as platform_pages
 
-    mount(app, data_dir)  # the web pages; last: its catch-all answers every other /web path
+    # the web pages; last: its catch-all answers every other /web path
+    mount(app, data_dir, platform_pages())
 
     app.add_middleware(BodyLimit)
     return app

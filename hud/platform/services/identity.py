@@ -55,6 +55,9 @@ def normalize_project_name(name: str) -> str:
 #: another process such as `hud platform key revoke`, takes effect within this many seconds).
 AUTH_CACHE_SECONDS = 1.0
 AUTH_CACHE_SIZE = 10_000
+#: A user's active keys in one team, at most (keys made on the web page).
+MAX_ACTIVE_KEYS = 100
+MAX_KEY_NAME = 200
 
 
 class IdentityService:
@@ -213,6 +216,76 @@ class IdentityService:
                 .values(revoked_at=now())
             )
         return {"id": str(key_id), "prefix": matches[0].prefix, "revoked": True}
+
+    # -- the caller's own keys (the web page's API keys) -------------------------------------
+    async def own_keys(self, ident: Identity) -> list[dict[str, Any]]:
+        """The caller's keys in the caller's team, newest first (revoked ones too); never the
+        key itself, which is not stored. ``current``: the key of this request."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(api_keys)
+                    .where(api_keys.c.user_id == ident.user_id, api_keys.c.team_id == ident.team_id)
+                    .order_by(api_keys.c.created_at.desc(), api_keys.c.id)
+                )
+            ).all()
+        return [
+            {
+                "id": str(r.id),
+                "prefix": r.prefix,
+                "name": r.name,
+                "created_at": iso(r.created_at),
+                "revoked_at": iso(r.revoked_at),
+                "current": r.id == ident.key_id,
+            }
+            for r in rows
+        ]
+
+    async def create_own_key(self, ident: Identity, name: str = "") -> tuple[str, dict[str, Any]]:
+        """A new key for the caller in the caller's team; the key is returned this once."""
+        name = " ".join(name.split())
+        if len(name) > MAX_KEY_NAME:
+            raise Invalid(f"name: at most {MAX_KEY_NAME} characters")
+        async with self.db.write() as conn:
+            active = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(api_keys)
+                    .where(
+                        api_keys.c.user_id == ident.user_id,
+                        api_keys.c.team_id == ident.team_id,
+                        api_keys.c.revoked_at.is_(None),
+                    )
+                )
+            ).scalar_one()
+            if active >= MAX_ACTIVE_KEYS:
+                raise Invalid(f"you have {active} active keys: revoke one first")
+            return await self._create_key(conn, ident.user_id, ident.team_id, name)
+
+    async def revoke_own_key(self, ident: Identity, key_id: str) -> dict[str, Any]:
+        """Revoke one of the caller's keys (in the caller's team) by its id."""
+        kid = parse_uuid(key_id, "API key")
+        async with self.db.write() as conn:
+            row = (
+                await conn.execute(
+                    select(api_keys.c.id, api_keys.c.prefix).where(
+                        api_keys.c.id == kid,
+                        api_keys.c.user_id == ident.user_id,
+                        api_keys.c.team_id == ident.team_id,
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"API key {key_id} not found")
+            await conn.execute(
+                update(api_keys)
+                .where(api_keys.c.id == kid, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now())
+            )
+        for hashed, (_at, cached) in list(self._verified.items()):
+            if cached.key_id == kid:  # effective at once in this process
+                self._verified.pop(hashed, None)
+        return {"id": str(kid), "prefix": row.prefix, "revoked": True}
 
     # -- projects (§2) ----------------------------------------------------------------------
     async def list_projects(
