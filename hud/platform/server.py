@@ -172,6 +172,7 @@ async def serve(
             registry=registry,
             rollout_options=rollouts,
         )
+        await app.state.builds.recover()  # builds a dead previous run left IN_PROGRESS
         config = uvicorn.Config(
             app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
         )

@@ -22,6 +22,7 @@ import secrets as _secrets
 import shutil
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -56,6 +57,9 @@ MAX_CONCURRENT_BUILDS = 2
 #: A build no process of this platform runs, whose log has been silent this long, is failed.
 ORPHAN_QUIET_S = 60.0
 MANIFEST_TIMEOUT = 180.0
+#: A log follower wakes on every write of this process's builds; this often otherwise (builds
+#: run by another process, whose writes it cannot hear).
+FOLLOW_POLL_S = 1.0
 
 
 def normalize_env_name(name: str) -> str:
@@ -79,23 +83,31 @@ class BuildFailed(HudError):
 
 
 class BuildLog:
-    """One build's log: JSON lines ``{"t": ms, "m": text}``, secrets masked on the way in."""
+    """One build's log: JSON lines ``{"t": ms, "m": text}``, secrets masked on the way in.
+    Written from the event loop and from worker threads (docker build, push) at once;
+    ``notify`` (thread-safe) is called after each write, to wake the log's followers."""
 
-    def __init__(self, path: Path, hide: Callable[[str], str]) -> None:
+    def __init__(
+        self, path: Path, hide: Callable[[str], str], notify: Callable[[], None] = lambda: None
+    ) -> None:
         self.path = path
         self.hide = hide
+        self.notify = notify
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self._lock = threading.Lock()
         self.tail: list[str] = []
 
     def write(self, text: str) -> None:
-        for line in text.splitlines():
-            line = self.hide(line.rstrip())
-            if not line.strip():
-                continue
-            self.tail = [*self.tail[-(ERROR_LINES * 2) :], line]
-            self._fh.write(json.dumps({"t": int(time.time() * 1000), "m": line}) + "\n")
-        self._fh.flush()
+        with self._lock:
+            for line in text.splitlines():
+                line = self.hide(line.rstrip())
+                if not line.strip():
+                    continue
+                self.tail = [*self.tail[-(ERROR_LINES * 2) :], line]
+                self._fh.write(json.dumps({"t": int(time.time() * 1000), "m": line}) + "\n")
+            self._fh.flush()
+        self.notify()
 
     def close(self) -> None:
         self._fh.close()
@@ -118,8 +130,10 @@ class BuildService:
         self.registry = registry.rstrip("/") if registry else None
         self.platform_id = platform_id(self.data_dir)
         self._jobs: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._watchers: dict[uuid.UUID, set[asyncio.Event]] = {}
         self._slots: asyncio.Semaphore | None = None
         self._since = now()
+        self._lock: Any = None
 
     # -- registry (§3.1) --------------------------------------------------------------------
     async def list_environments(
@@ -370,6 +384,9 @@ class BuildService:
                 )
             )
         hidden = sorted(body.get("build_secrets") or {})
+        # its log, created now, marks the build as run from this data dir (see `recover`)
+        self.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_path(bid).touch()
         self._start(bid, ident.team_id, env_id, hidden)
         return {"id": str(bid), "registry_id": str(env_id), "version": version}
 
@@ -383,6 +400,61 @@ class BuildService:
             await self._finish(row.id, "FAILED", error="the platform restarted during this build")
             row = await self._row(ident, build_id)
         return _build(row)
+
+    async def recover(self) -> int:
+        """At start-up: fail the builds a previous process on this data dir left queued or
+        running (it died: a crash, SIGKILL, power loss), so none stays IN_PROGRESS forever.
+
+        A build belongs to this data dir when its log is here (created at trigger). The sweep
+        runs only when this process holds the data dir's build lock, i.e. no other live
+        process builds from it. Their uploads and Compose contexts are deleted; the Docker
+        daemon drops a build whose client went away (killing its step's container), and the
+        container serving an image for its manifest is removed by the dead process's reaper
+        (or by `hud.eval.runtimes.docker.reap` on the next run). Returns how many were failed."""
+        if not self._hold_lock():
+            log.warning("another process builds from %s: no sweep of its builds", self.data_dir)
+            return 0
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(builds).where(builds.c.status.in_(ACTIVE)))).all()
+        swept = 0
+        reason = "the platform stopped during this build (it was restarted): deploy again"
+        for row in rows:
+            path = self.log_path(row.id)
+            if row.id in self._jobs or not path.exists():
+                continue  # not run from this data dir: `status` fails it once its log is quiet
+            blog = BuildLog(path, lambda text: text)
+            try:
+                blog.write(f"Build failed: {reason}")
+            finally:
+                blog.close()
+            await self._finish(row.id, "FAILED", error=reason)
+            if row.upload_key:
+                with contextlib.suppress(Exception):
+                    self.storage.delete(row.upload_key)
+            shutil.rmtree(self.data_dir / "contexts" / str(row.id), ignore_errors=True)
+            (self.data_dir / "contexts" / f"{row.id}.override.json").unlink(missing_ok=True)
+            swept += 1
+        if swept:
+            log.warning("failed %d build(s) left unfinished by the previous run", swept)
+        return swept
+
+    def _hold_lock(self) -> bool:
+        """Take (for this process's life) the exclusive lock of this data dir's builds."""
+        if self._lock is not None:
+            return True
+        self.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fh = open(self.logs / ".lock", "a+b")  # noqa: SIM115 - held until the process exits
+        try:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no flock (Windows): one server per data dir is assumed
+            pass
+        except OSError:
+            fh.close()
+            return False
+        self._lock = fh
+        return True
 
     def _orphaned(self, row: Any) -> bool:
         """True for a build no process runs any more: not a job of this process, started before
@@ -419,41 +491,77 @@ class BuildService:
         return self.logs / f"{bid}.log"
 
     async def follow(self, ident: Identity, build_id: str) -> AsyncIterator[dict[str, Any]]:
-        """The build's log frames (§3.3) as they are written, then its end."""
+        """The build's log frames (§3.3) as they are written, then its end. Woken by each write
+        of a build this process runs (no polling delay), else it looks every `FOLLOW_POLL_S`."""
         bid = await self.check_access(ident, build_id)
         path = self.log_path(bid)
         offset = 0
         pending = b""
-        yield {"type": "status", "message": f"Streaming logs of build {bid}"}
-        while True:
-            status = (await self._row(ident, build_id)).status
-            if status in ACTIVE and bid not in self._jobs:
-                status = (await self.status(ident, build_id))["status"]
-            try:
-                with open(path, "rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read(1 << 20)
-            except FileNotFoundError:
-                data = b""
-            offset += len(data)
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
+        wake = asyncio.Event()
+        self._watchers.setdefault(bid, set()).add(wake)
+        try:
+            yield {"type": "status", "message": f"Streaming logs of build {bid}"}
+            ended: str | None = None
+            while True:
+                wake.clear()
                 try:
-                    entry = json.loads(line)
-                except ValueError:
+                    with open(path, "rb") as fh:
+                        fh.seek(offset)
+                        data = fh.read(1 << 20)
+                except FileNotFoundError:
+                    data = b""
+                offset += len(data)
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    yield {
+                        "type": "log",
+                        "message": entry.get("m", ""),
+                        "timestamp": entry.get("t"),
+                    }
+                if data:
+                    continue  # more may be there already; the status is read once it is drained
+                if ended is not None:  # drained after the end was seen: nothing was lost
+                    break
+                status = (await self._row(ident, build_id)).status
+                if status in ACTIVE and bid not in self._jobs:
+                    status = (await self.status(ident, build_id))["status"]
+                if status in TERMINAL:
+                    ended = status  # read once more: lines written just before the end
                     continue
-                yield {"type": "log", "message": entry.get("m", ""), "timestamp": entry.get("t")}
-            if status in TERMINAL and not data:
-                yield {"type": "status_update", "status": status}
-                if status == "SUCCEEDED":
-                    yield {"type": "complete", "message": "Build succeeded"}
-                else:
-                    row = await self._row(ident, build_id)
-                    yield {"type": "error", "error": row.error_message or status}
-                return
-            if not data:
-                await asyncio.sleep(0.2)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), FOLLOW_POLL_S)
+        finally:
+            watchers = self._watchers.get(bid)
+            if watchers is not None:
+                watchers.discard(wake)
+                if not watchers:
+                    self._watchers.pop(bid, None)
+        yield {"type": "status_update", "status": ended}
+        if ended == "SUCCEEDED":
+            yield {"type": "complete", "message": "Build succeeded"}
+        else:
+            row = await self._row(ident, build_id)
+            yield {"type": "error", "error": row.error_message or ended}
+
+    def _wake(self, bid: uuid.UUID) -> None:
+        for event in self._watchers.get(bid, ()):
+            event.set()
+
+    def _waker(self, bid: uuid.UUID) -> Callable[[], None]:
+        """A thread-safe `_wake` of ``bid``'s followers (log writes come from worker threads)."""
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            if bid in self._watchers:
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    loop.call_soon_threadsafe(self._wake, bid)
+
+        return wake
 
     # -- the build job ------------------------------------------------------------------------
     def _start(
@@ -481,6 +589,7 @@ class BuildService:
             values["runtime_config"] = runtime_config
         async with self.db.write() as conn:
             await conn.execute(update(builds).where(builds.c.id == bid).values(**values))
+        self._wake(bid)
 
     async def _queued(
         self, bid: uuid.UUID, team_id: uuid.UUID, env_id: uuid.UUID, build_secrets: list[str]
@@ -503,11 +612,14 @@ class BuildService:
                     text = text.replace(value, "***")
             return text
 
-        blog = BuildLog(self.log_path(bid), hide)
+        blog = BuildLog(self.log_path(bid), hide, self._waker(bid))
         async with self.db.read() as conn:
             row = (await conn.execute(select(builds).where(builds.c.id == bid))).first()
         assert row is not None
         workdir = Path(tempfile.mkdtemp(prefix=f"hud-build-{bid.hex[:8]}-"))
+        # The container serving the image for its manifest is removed after the build's end
+        # is recorded (leaving this stack waits for it): nobody waits for that removal.
+        probes = contextlib.AsyncExitStack()
         try:
             blog.write(f"Build {bid}: {row.name} v{row.version} -> {row.uri}")
             if build_secrets:
@@ -522,7 +634,7 @@ class BuildService:
             compose_doc = _compose_document(names, config)
             runtime_config: dict[str, Any] | None = None
             if compose_doc is not None:
-                runtime_config = await self._build_compose(row, context, compose_doc, blog)
+                runtime_config, pushed = await self._build_compose(row, context, compose_doc, blog)
             else:
                 dockerfile = next((d for d in DOCKERFILES if d in names), None)
                 if dockerfile is None:
@@ -532,14 +644,12 @@ class BuildService:
                     )
                 blog.write(f"Building {row.uri} from {dockerfile}")
                 await in_thread(self._docker_build, row, context, dockerfile, blog)
-                if self.registry:
-                    await in_thread(self._push, row.uri, blog)
-            manifest = await self._unchanged_manifest(row, runtime_config)
-            if manifest is not None:
-                blog.write("The image is unchanged since the previous version: manifest kept")
-            else:
-                blog.write("Serving the image once to read its manifest (hello + tasks.list)")
-                manifest = await self._manifest(row.uri, runtime_config, secret_values)
+                pushed = [row.uri]
+            # the push (to the platform's registry, if any) and the manifest capture at once
+            _, manifest = await _both(
+                self._push_all(pushed if self.registry else [], blog),
+                self._capture(row, runtime_config, secret_values, blog, probes),
+            )
             blog.write(
                 f"Manifest: {len(manifest.get('tasks') or [])} task(s), "
                 f"{len(manifest.get('capabilities') or [])} capability(ies)"
@@ -559,6 +669,8 @@ class BuildService:
             blog.write("Build failed")
             await self._finish(bid, "FAILED", error=message)
         finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(probes.aclose())
             blog.close()
             shutil.rmtree(workdir, ignore_errors=True)
             with contextlib.suppress(Exception):  # the image is the artifact now
@@ -613,9 +725,10 @@ class BuildService:
 
     async def _build_compose(
         self, row: Any, context: Path, document: str, blog: BuildLog
-    ) -> dict[str, Any]:
-        """Build a Compose environment's images; its runtime document names them by tag."""
-        from hud.eval.runtimes.docker import Compose, in_thread
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Build a Compose environment's images; (its runtime config, whose document names them
+        by tag; the images it built)."""
+        from hud.eval.runtimes.docker import Compose
 
         root = self.data_dir / "contexts" / str(row.id)
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -656,9 +769,6 @@ class BuildService:
             for spec in (resolved.get(kind) or {}).values():
                 if isinstance(spec, dict) and str(spec.get("name", "")).startswith(project):
                     spec.pop("name")  # each run's project names its own
-        if self.registry:
-            for ref in images.values():
-                await in_thread(self._push, ref, blog)
         if "main" not in images:
             row_uri = (resolved["services"]["main"] or {}).get("image")
             if row_uri:
@@ -666,7 +776,7 @@ class BuildService:
                     await conn.execute(
                         update(builds).where(builds.c.id == row.id).values(uri=row_uri)
                     )
-        return {"compose": {"document": resolved, "root": str(root)}}
+        return {"compose": {"document": resolved, "root": str(root)}}, list(images.values())
 
     async def _unchanged_manifest(
         self, row: Any, runtime_config: dict[str, Any] | None
@@ -690,15 +800,45 @@ class BuildService:
         new, old = await in_thread(image_id, row.uri), await in_thread(image_id, prev.uri)
         return dict(prev.manifest) if new is not None and new == old else None
 
-    async def _manifest(
-        self, image: str, runtime_config: dict[str, Any] | None, env_vars: dict[str, str]
+    async def _push_all(self, refs: list[str], blog: BuildLog) -> None:
+        from hud.eval.runtimes.docker import in_thread
+
+        for ref in refs:
+            await in_thread(self._push, ref, blog)
+
+    async def _capture(
+        self,
+        row: Any,
+        runtime_config: dict[str, Any] | None,
+        env_vars: dict[str, str],
+        blog: BuildLog,
+        probes: contextlib.AsyncExitStack,
     ) -> dict[str, Any]:
+        """The built image's manifest: the previous version's when the image is the same,
+        else read by serving it once."""
+        manifest = await self._unchanged_manifest(row, runtime_config)
+        if manifest is not None:
+            blog.write("The image is unchanged since the previous version: manifest kept")
+            return manifest
+        blog.write("Serving the image once to read its manifest (hello + tasks.list)")
+        return await self._manifest(row.uri, runtime_config, env_vars, probes)
+
+    async def _manifest(
+        self,
+        image: str,
+        runtime_config: dict[str, Any] | None,
+        env_vars: dict[str, str],
+        probes: contextlib.AsyncExitStack,
+    ) -> dict[str, Any]:
+        """``hello`` + ``tasks.list`` of a container of ``image``; the container is removed when
+        ``probes`` is closed (inside ``async with`` a `DockerRuntime` removes in the background)."""
         from hud.clients.client import HudClient
         from hud.eval.runtimes.docker import DockerRuntime
         from hud.eval.task import Task
 
         config = runtime_config or {"image": image}
         runtime = DockerRuntime(runtime_config=config, env_vars=env_vars, prefork=0)
+        await probes.enter_async_context(runtime)
         probe = Task(env="manifest", id="manifest")
         try:
             async with asyncio.timeout(MANIFEST_TIMEOUT), runtime(probe) as rt:
@@ -727,6 +867,15 @@ class BuildService:
             "tasks": listed,
             "capabilities": caps,
         }
+
+
+async def _both(first: Any, second: Any) -> tuple[Any, Any]:
+    """Run two coroutines at once; both end before the first error (if any) is raised."""
+    results: tuple[Any, Any] = await asyncio.gather(first, second, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results[0], results[1]
 
 
 def _refilter(src: Any, out: Any) -> list[str]:
