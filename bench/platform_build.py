@@ -1,12 +1,22 @@
 """`hud deploy` on our platform vs a plain `docker build` of the same context.
 
 A `hud platform serve` of its own (temp data dir, SQLite) and the `hud init` scaffold, built on the
-offline python base (tests/docker/images.py). Rows, each the median of ``-n`` runs:
+offline python base (tests/docker/images.py). Rows, each the median of ``-n`` runs (the plain
+build and the deploy alternate, so both see the same load):
 
-- plain `docker build --no-cache`: the floor, the daemon building the context and nothing else;
-- platform deploy, no cache (end to end): our `hud deploy --no-cache` — tarball, upload,
-  trigger, the build, serving the image once for its manifest, log stream and status;
-- platform build, no cache (server side): that build's ``created_at`` -> ``finished_at``;
+- plain `docker build --no-cache`: the floor — the `docker` CLI process from start to exit,
+  sending the context and the daemon building it, nothing else;
+- platform deploy, no cache (end to end): our `hud deploy --no-cache --json` process from start
+  to exit — Python start-up, tarball, upload, trigger, the build, serving the image once for its
+  manifest, log stream to the end, final status;
+- platform build, no cache (server side): that build's ``created_at`` (upload slot) ->
+  ``finished_at`` (status recorded);
+- its phases, from the build log's timestamps: CLI start -> upload slot; upload slot -> the
+  job's first log line (PUT, trigger, job start); context check (the upload re-filtered into the
+  daemon's build context); docker build (to ``Successfully tagged``, incl. the image label step);
+  manifest capture (a container of the image started, ``hello`` + ``tasks.list``); end recorded
+  -> CLI exit (log stream end, status poll, output, process exit);
+- `hud deploy --help`: the Python CLI's start-up alone, which the Go `docker` CLI does not pay;
 - redeploy, no change (end to end): `hud deploy` again, the layer cache answering every step.
 
 Targets: platform deploy <= 1.2x the plain build; a no-change redeploy <= 5 s.
@@ -60,6 +70,46 @@ def _seconds(start: str, end: str) -> float:
     return (parse(end) - parse(start)).total_seconds()
 
 
+PHASES = (
+    "CLI start -> upload slot",
+    "upload slot -> job's first log line",
+    "context check",
+    "docker build",
+    "manifest capture",
+    "end recorded -> CLI exit",
+)
+
+
+MARKS = (
+    ("building", "Building "),
+    ("tagged", "Successfully tagged"),
+    ("serving", "Serving the image"),
+    ("manifest", "Manifest:"),
+)
+
+
+def _phases(log: Path, status: dict, began: float, exited: float) -> dict[str, float]:
+    """The deploy's phases (see the module doc) from its build log's timestamps."""
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()  # noqa: E731
+    created, finished = parse(status["created_at"]), parse(status["finished_at"])
+    marks: dict[str, float] = {}
+    for line in log.read_text().splitlines():
+        entry = json.loads(line)
+        text, at = entry["m"], entry["t"] / 1000
+        marks.setdefault("first", at)
+        for key, prefix in MARKS:
+            if text.startswith(prefix):
+                marks.setdefault(key, at)
+    return dict(zip(PHASES, (
+        created - began,
+        marks["first"] - created,
+        marks["building"] - marks["first"],
+        marks["tagged"] - marks["building"],
+        marks["manifest"] - marks["serving"],
+        exited - finished,
+    ), strict=True))  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=3, help="runs per row (median)")
@@ -108,6 +158,8 @@ def main() -> int:
         deploy_e2e: list[float] = []
         build_server: list[float] = []
         redeploy: list[float] = []
+        cli_help: list[float] = []
+        phases: dict[str, list[float]] = {name: [] for name in PHASES}
         for _ in range(opts.n):
             began = time.perf_counter()
             subprocess.run(
@@ -116,15 +168,23 @@ def main() -> int:
             )  # fmt: skip
             plain.append(time.perf_counter() - began)
 
-            began = time.perf_counter()
+            began, wall = time.perf_counter(), time.time()
             done = _hud("deploy", ".", "--yes", "--no-cache", "--json", env=env, cwd=project)
             deploy_e2e.append(time.perf_counter() - began)
+            exited = time.time()
             assert done.returncode == 0, done.stderr[-2000:]
             build_id = json.loads(done.stdout)["build_id"]
             status = httpx.get(
                 f"{url}/v2/builds/{build_id}/status", headers={"Authorization": f"Bearer {key}"}
             ).json()
             build_server.append(_seconds(status["created_at"], status["finished_at"]))
+            for name, value in _phases(data / "builds" / f"{build_id}.log", status, wall,
+                                       exited).items():  # fmt: skip
+                phases[name].append(value)
+
+            began = time.perf_counter()
+            _hud("deploy", "--help", env=env, cwd=project)
+            cli_help.append(time.perf_counter() - began)
 
             began = time.perf_counter()
             again = _hud("deploy", ".", "--yes", "--json", env=env, cwd=project)
@@ -139,6 +199,8 @@ def main() -> int:
              f"{ratio:.2f}x plain (target <= {TARGET_RATIO}x)"),
             ("platform build, no cache (server side)", med(build_server),
              f"{med(build_server) / med(plain):.2f}x plain"),
+            *[(f"  {name}", med(values), "") for name, values in phases.items()],
+            ("hud deploy --help (CLI start-up)", med(cli_help), ""),
             ("redeploy, no change (end to end)", med(redeploy),
              f"target <= {TARGET_REDEPLOY:g} s"),
         ]  # fmt: skip

@@ -118,7 +118,8 @@ def pack(root: Path) -> bytes:
     """The gzip tarball of the context at ``root``."""
     buf = io.BytesIO()
     with (
-        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz,
+        # level 6, not gzip's 9: contexts are mostly wheels and other compressed files
+        gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, compresslevel=6) as gz,
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for rel, path in context_files(root):

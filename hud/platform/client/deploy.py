@@ -21,6 +21,9 @@ from hud.platform.client.link import Link, scope_for
 from hud.protocol.errors import HudError
 
 ACTIVE = ("IN_PROGRESS", "MIGRATING", "CANCELLING", "PENDING", "QUEUED")
+#: Status polls (when the log stream did not see the end) start this often and slow down to
+#: ``poll_seconds`` (the official client polls every 5 s from the start).
+FIRST_POLL_SECONDS = 0.25
 POLL_SECONDS = 5.0
 
 
@@ -200,8 +203,10 @@ def deploy(
             if request.follow_logs:
                 follow_logs(api_url, api_key, str(triggered.get("id") or build_id), on_event)
             status = api.request("GET", f"/builds/{build_id}/status")
+            delay = min(FIRST_POLL_SECONDS, poll_seconds)
             while status.get("status") in ACTIVE:
-                time.sleep(poll_seconds)
+                time.sleep(delay)
+                delay = min(delay * 2, poll_seconds)
                 status = api.request("GET", f"/builds/{build_id}/status")
         except PlatformAPIError as exc:
             raise DeployError(f"Request failed: {exc.message}") from None
