@@ -99,6 +99,10 @@ def test_sign_in_cookie_and_bearer(platform: Platform, seeded: dict[str, Any]) -
         bad = anon.post("/signin", data={"key": "hud_wrong<script>", "next": "/web/jobs"})
         assert bad.status_code == 401 and "Invalid API key" in bad.text
         assert "hud_wrong" not in bad.text and "set-cookie" not in bad.headers
+        # another site's page cannot sign the browser in (login CSRF)
+        for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            forged = anon.post("/signin", data={"key": key}, headers=headers)
+            assert forged.status_code == 403 and "set-cookie" not in forged.headers
         # after sign-in only paths under /web are followed
         evil = anon.post("/signin", data={"key": key, "next": "//evil.example/web/"})
         assert evil.headers["location"] == "/web/jobs"

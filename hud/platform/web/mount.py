@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -170,6 +170,19 @@ def to_response(reply: Reply) -> Response:
     )
 
 
+def same_origin(request: Request) -> bool:
+    """A form post from this site's own page, or from a client that is not a browser (no
+    ``Sec-Fetch-Site``/``Origin``): a page on another site cannot sign a browser in or out.
+    Hosts are compared (not schemes), so a TLS-terminating proxy that keeps ``Host`` works."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if not origin:
+        return True
+    return urlsplit(origin).netloc.lower() == (request.headers.get("host") or "").lower()
+
+
 # -- routes ------------------------------------------------------------------------------------
 def _signin_ctx() -> Ctx:
     return Ctx(base=WEB_PREFIX, who=None)
@@ -189,6 +202,8 @@ def _router() -> APIRouter:
 
     @router.post(WEB_PREFIX + "/signin", response_model=None)
     async def signin(request: Request) -> Response:
+        if not same_origin(request):
+            return page(signin_page(_signin_ctx(), error="Sign in from this site's own page"), 403)
         body = await request.body()
         form = parse_qs(body[:MAX_FORM].decode("utf-8", "replace")) if len(body) <= MAX_FORM else {}
         key = (form.get("key") or [""])[0].strip()
@@ -215,7 +230,9 @@ def _router() -> APIRouter:
         return reply
 
     @router.post(WEB_PREFIX + "/signout", response_model=None)
-    async def signout() -> Response:
+    async def signout(request: Request) -> Response:
+        if not same_origin(request):
+            return to_response(not_found(_signin_ctx()))
         reply = RedirectResponse(WEB_PREFIX + "/signin", status_code=303)
         reply.delete_cookie(COOKIE, path=WEB_PREFIX, httponly=True, samesite="strict")
         return reply
