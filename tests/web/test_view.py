@@ -106,3 +106,28 @@ def test_trace_view_renders_what_records_carry_escaped() -> None:
     assert "tests &lt;pass&gt;" in html and ">unit<" in html and "1,200 / 30" in html
     assert html.count('<li class="') == len(steps)
     assert "Fix &lt;b&gt;it&lt;/b&gt;" in html
+
+
+async def test_running_local_job_shows_rollouts_in_flight(tmp_path: Path) -> None:
+    """A job record being written by this (live) process: its page is live and lists the
+    rollout whose trace file has no row yet, and that trace's page shows its steps so far."""
+    from hud.eval.records import JobRecord
+    from hud.platform.web.local import LocalSource
+    from hud.platform.web.pages import job_page
+    from hud.types.task import Task
+    from hud.types.trace import AgentStep, Trace
+
+    record = JobRecord.create("0" * 32, "live (1 task)", {"total": 1}, base_dir=tmp_path)
+    trace = Trace(trace_id="1" * 32)
+    record.start_trace(Task(env="e", id="add", slug="add-1", args={"a": 1}), trace)
+    trace.record(AgentStep(content="thinking <hard>"))
+    source = LocalSource(tmp_path)
+    detail = await source.job("0" * 32)
+    rollouts = await source.rollouts("0" * 32)
+    assert detail is not None and rollouts is not None and detail.live
+    assert [(r.trace_id, r.status) for r in rollouts.items] == [("1" * 32, "running")]
+    html = job_page(Ctx(base="/web", platform=False), detail, rollouts)
+    assert 'data-live="3"' in html and "/web/trace/" + "1" * 32 in html
+    view = await source.trace("1" * 32)
+    assert view is not None and view.live and view.slug == "add-1"
+    assert "thinking &lt;hard&gt;" in trace_page(Ctx(), view)

@@ -27,6 +27,8 @@ from hud.platform.web.data import (
 )
 from hud.types.job import SUCCESS_THRESHOLD
 
+#: In-flight rollouts of a running job listed after its finished ones.
+IN_FLIGHT_SHOWN = 500
 #: Parsed ``runs.jsonl`` files kept (their size/mtime are checked on every read).
 CACHE_SIZE = 64
 
@@ -161,7 +163,9 @@ class LocalSource:
         record = self._open(job_id)
         if record is None:
             return None
-        rows = self._runs(record)
+        rows: list[dict[str, Any]] = list(self._runs(record))
+        if record.effective_status == "running":
+            rows += _in_flight(record)
         if status == "error":
             rows = [r for r in rows if r.get("is_error")]
         elif status:
@@ -173,10 +177,10 @@ class LocalSource:
                 group=r.get("slug"),
                 group_index=r.get("group_index"),
                 status="error" if r.get("is_error") else r.get("status"),
-                reward=None if r.get("is_error") else _reward(r),
+                reward=None if r.get("is_error") or r.get("status") == "running" else _reward(r),
                 duration_s=r.get("duration_s"),
                 error=r.get("error"),
-                started_at=r.get("finished_at"),
+                started_at=r.get("finished_at") or r.get("started_at"),
             )
             for r in rows[offset : offset + limit]
         ]
@@ -219,6 +223,28 @@ class LocalSource:
             args=data.get("args") if isinstance(data.get("args"), dict) else None,
             steps=steps,
         )
+
+
+def _in_flight(record: JobRecord) -> list[dict[str, Any]]:
+    """Rows for the rollouts of a running job that have not finished (their header line)."""
+    out = []
+    for path in record.unfinished_traces()[:IN_FLIGHT_SHOWN]:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                head = json.loads(fh.readline() or "{}")
+        except (OSError, ValueError):
+            continue
+        if isinstance(head, dict):
+            out.append(
+                {
+                    "trace_id": head.get("trace_id") or path.stem,
+                    "slug": head.get("slug"),
+                    "group_index": head.get("group_index"),
+                    "status": "running",
+                    "started_at": head.get("started_at"),
+                }
+            )
+    return out
 
 
 def _reward(row: dict[str, Any]) -> float:

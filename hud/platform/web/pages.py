@@ -36,6 +36,8 @@ from hud.platform.web.kit import (
 
 #: Seconds between refreshes of a running view.
 LIVE_SECONDS = 3
+#: Characters of one text block shown (a page stays bounded whatever a tool printed).
+TEXT_LIMIT = 100_000
 #: Groups listed under the spread plot (the widest first).
 GROUP_ROWS = 10
 ROLLOUT_STATUSES = ("completed", "error", "cancelled", "running", "queued")
@@ -471,7 +473,7 @@ def _step_body(source: str, kind: str, step: dict[str, Any], call: dict[str, Any
             reasoning = esc(step["reasoning"])
             out += f"<details><summary>Reasoning</summary><pre>{reasoning}</pre></details>"
         if step.get("content"):
-            out += f"<pre>{esc(step['content'])}</pre>"
+            out += f"<pre>{esc(_bounded(step['content']))}</pre>"
         for item in step.get("tool_calls") or []:
             if isinstance(item, dict):
                 out += _call(item.get("name"), item.get("arguments"))
@@ -519,6 +521,13 @@ def _step_body(source: str, kind: str, step: dict[str, Any], call: dict[str, Any
     return json_block(step)
 
 
+def _bounded(text: Any, limit: int = TEXT_LIMIT) -> str:
+    value = "" if text is None else str(text)
+    if len(value) <= limit:
+        return value
+    return value[:limit] + f"\n… ({len(value) - limit:,} more characters not shown)"
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
@@ -552,11 +561,11 @@ def _blocks(blocks: Any) -> str:
     out = []
     for block in blocks or []:
         if isinstance(block, str):
-            out.append(f"<pre>{esc(block)}</pre>")
+            out.append(f"<pre>{esc(_bounded(block))}</pre>")
         elif not isinstance(block, dict):
             continue
         elif block.get("type") == "text":
-            out.append(f"<pre>{esc(block.get('text', ''))}</pre>")
+            out.append(f"<pre>{esc(_bounded(block.get('text', '')))}</pre>")
         elif block.get("type") == "image":
             out.append(_image(block))
         else:
