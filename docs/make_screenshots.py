@@ -3,7 +3,7 @@
 Starts a throwaway `hud platform serve` (SQLite), reports a few demo jobs through its real API
 (trace enter/exit and step spans, as `hud eval` does), signs in with Playwright driving the
 system Chromium (no browser download) and saves ``docs/images/web-jobs.png``,
-``web-job.png`` and ``web-trace.png``.
+``web-job.png``, ``web-trace.png`` and ``web-leaderboard.png`` (a taskset's leaderboard).
 
 Usage: ``.venv/bin/python docs/make_screenshots.py [--out docs/images]``.
 """
@@ -207,6 +207,30 @@ def seed(platform: Platform, key: str) -> tuple[str, str]:
     return job_id, str(uuid.UUID(rich))
 
 
+def seed_taskset(platform: Platform, key: str) -> str:
+    """A taskset three agents ran (three attempts a task), for its leaderboard."""
+    rng = random.Random(5)
+    agents = (("claude-sonnet-4-6", 0.78), ("gpt-5-mini", 0.62), ("demo-model", 0.41))
+    with platform.api(key) as api:
+        taskset = api.post("/v2/tasksets", json={"name": "signup-bugs"}).json()["id"]
+        difficulty = [rng.random() for _ in range(24)]
+        for model, skill in agents:
+            job = uuid.uuid4().hex
+            enter = {"name": f"signup-bugs (24 tasks) (3 times) {model}", "group": 3,
+                     "taskset_id": taskset}  # fmt: skip
+            api.post(f"/v2/trace/job/{job}/enter", json=enter)
+            for t, hard in enumerate(difficulty):
+                for _ in range(3):
+                    tid = uuid.uuid4().hex
+                    body = {"job_id": job, "task_slug": f"bug-{t:02d}", "model": model}
+                    api.post(f"/v2/trace/{tid}/enter", json=body)
+                    reward = float(rng.random() < skill * (1.4 - hard))
+                    api.post(
+                        f"/v2/trace/{tid}/exit", json={"status": "completed", "reward": reward}
+                    )
+    return taskset
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
@@ -223,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         key = platform.admin_key or platform.new_key()
         job, trace = seed(platform, key)
+        taskset = seed_taskset(platform, key)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1280, "height": 860})
@@ -231,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             page.click("button[type=submit]")
             page.wait_for_url("**/web/jobs")
             shots = (("web-jobs.png", "/web/jobs", 560), ("web-job.png", f"/web/jobs/{job}", 1500),
-                     ("web-trace.png", f"/web/trace/{trace}", 2200))  # fmt: skip
+                     ("web-trace.png", f"/web/trace/{trace}", 2200),
+                     ("web-leaderboard.png", f"/web/tasksets/{taskset}", 1160))  # fmt: skip
             for name, path, height in shots:
                 page.goto(platform.url + path)
                 page.wait_for_load_state("networkidle")

@@ -186,7 +186,7 @@ def signed_in(browser: Any, world: dict[str, Any]) -> Iterator[Any]:
         context.close()
 
 
-def _expected() -> dict[str, dict[str, Any]]:
+def expected_figures() -> dict[str, dict[str, Any]]:
     """Each agent's figures from `hud.eval.stats` on the raw rewards (errors count 0)."""
     out = {}
     for agent, per_task in REWARDS.items():
@@ -208,7 +208,7 @@ def test_leaderboard_and_paired_comparison(signed_in: Any, world: dict[str, Any]
     tab.wait_for_selector("table.leaderboard")
     rows = tab.locator("table.leaderboard tbody tr")
     assert rows.count() == 2
-    expected = _expected()
+    expected = expected_figures()
     a, b = expected["agent-a"], expected["agent-b"]
     assert a["mean"].value > b["mean"].value  # so agent-a ranks first
     first = [c.strip() for c in rows.nth(0).locator("td").all_inner_texts()]

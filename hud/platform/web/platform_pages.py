@@ -154,7 +154,7 @@ def taskset_page(
     facts = kv(
         [
             ("Id", f'<span class="mono">{esc(taskset["id"])}</span>'),
-            ("Tasks", f"{taskset['task_count']:,}"),
+            ("Tasks", f"{taskset['task_count']:,} uploaded, {len(board.task_totals()):,} run"),
             ("Jobs", f"{taskset['jobs']:,}"),
             ("Last run", fmt_time(taskset["last_run"]) if taskset.get("last_run") else "–"),
             ("Created", fmt_time(taskset.get("created_at"))),
@@ -243,7 +243,7 @@ def _leaderboard(
             cls="grid jobs",
         )
     return (
-        f'<section id="leaderboard"><h2>Leaderboard</h2>{grid}{methods}'
+        f'<section id="leaderboard">{grid}{methods}'
         f'<div class="two">{plot}{compare}</div>{recent}</section>'
     )
 
