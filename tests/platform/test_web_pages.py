@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from hud.platform.web.data import group_stats, histogram
+from tests.agents.fakes import FakeProvider, Reply
+from tests.platform.gateway_helpers import add_upstream
 from tests.platform.helpers import Platform, requires_extra
 
 pytestmark = [requires_extra]
@@ -169,3 +171,19 @@ def test_job_page_figures_match_python(platform: Platform, seeded: dict[str, Any
         trace = client.get(f"/trace/{seeded['traces']['g1-3']}").text
         assert trace.count('<li class="') == 3 and "correct" in trace and "10 / 1" in trace
         assert "Other spans (1)" in trace and "filetracking.diff" in trace
+
+
+def test_gateway_usage_on_trace_and_job_pages(platform: Platform, seeded: dict[str, Any]) -> None:
+    model = f"web-{uuid.uuid4().hex[:8]}"
+    trace = seeded["traces"]["g2-0"]
+    with FakeProvider(script=[Reply(text="hi", usage=(21, 9))]) as fake:
+        add_upstream(platform, "openai_compatible", f"{fake.url}/v1", model)
+        body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+        with platform.api(seeded["key"]) as api:
+            reply = api.post("/gateway/chat/completions", json=body, headers={"Trace-Id": trace})
+            assert reply.status_code == 200, reply.text
+    with sign_in(platform, seeded["key"]) as client:
+        spent = "1 calls · 21 in / 9 out tokens"
+        assert spent in client.get(f"/trace/{trace}").text
+        assert spent in client.get(f"/jobs/{seeded['job']}").text
+        assert "Gateway" not in client.get(f"/trace/{seeded['traces']['g3-0']}").text

@@ -61,8 +61,12 @@ def _uuid(text: str) -> uuid.UUID | None:
 
 
 class ViewService:
-    def __init__(self, db: Database) -> None:
+    """``gateway``: the `GatewayService` whose recorded calls (tokens, cost) the trace and job
+    pages show; None leaves them out."""
+
+    def __init__(self, db: Database, gateway: Any = None) -> None:
         self.db = db
+        self.gateway = gateway
 
     def source(self, ident: Identity) -> TeamSource:
         return TeamSource(self, ident)
@@ -176,7 +180,11 @@ class ViewService:
         if finished and mean is not None:
             std = math.sqrt(max(0.0, float(mean_sq) - float(mean) ** 2))
         status_counts = {k: v for k, v in (counts or {}).items() if k != "reward"}
-        info = {"group": row.group_size} if row.group_size else {}
+        info: dict[str, Any] = {"group": row.group_size} if row.group_size else {}
+        if self.gateway is not None:
+            spent = await self.gateway.job_usage(ident, str(jid))
+            if spent.get("calls"):
+                info["gateway_usage"] = usage_text(spent)
         return JobDetail(
             job=head,
             status_counts=status_counts,
@@ -293,7 +301,11 @@ class ViewService:
             ),
             None,
         )
+        spent = None
+        if self.gateway is not None:
+            spent = await self.gateway.trace_usage(ident, str(tid))
         return TraceView(
+            gateway=spent if spent and spent.get("calls") else None,
             id=str(tid),
             job_id=str(m["job_id"]) if m["job_id"] else None,
             job_name=m["job_name"],
@@ -347,6 +359,17 @@ class TeamSource:
 
 
 # -- helpers -------------------------------------------------------------------------------
+def usage_text(spent: dict[str, Any]) -> str:
+    """``N calls · X in / Y out tokens · $C`` from gateway totals."""
+    text = (
+        f"{spent.get('calls', 0):,} calls · {spent.get('input_tokens', 0):,} in / "
+        f"{spent.get('output_tokens', 0):,} out tokens"
+    )
+    if spent.get("cost") is not None:
+        text += f" · ${spent['cost']:.4f}"
+    return text
+
+
 def _step_number(step: dict[str, Any]) -> int:
     value = step.get("step_id")
     return value if isinstance(value, int) else 0

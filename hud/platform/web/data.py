@@ -130,6 +130,9 @@ class TraceView:
     #: Spans that are not steps (other schemas, ``@instrument`` spans), as uploaded.
     other_spans: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Calls the platform's inference gateway recorded for this trace (``calls``,
+    #: ``input_tokens``, ``output_tokens``, ``latency_ms``, ``cost``), when any.
+    gateway: dict[str, Any] | None = None
 
     @property
     def live(self) -> bool:

@@ -266,7 +266,7 @@ def mount(app: FastAPI, data_dir: Path, *routers: APIRouter) -> None:
     """Serve the web pages on ``app``: sign-in and assets, ``routers`` (platform pages of other
     modules, matched first), then the viewer and the 404 page for every other ``/web`` path.
     Call it after every other router is included (its catch-all comes last)."""
-    app.state.views = ViewService(app.state.db)
+    app.state.views = ViewService(app.state.db, getattr(app.state, "gateway", None))
     app.state.web_secret = load_secret(data_dir)
 
     @app.exception_handler(SignInRequired)

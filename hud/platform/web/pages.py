@@ -292,6 +292,16 @@ def trace_page(ctx: Ctx, trace: TraceView) -> str:
         )
     if trace.stop_reason:
         facts.append(("Stop reason", esc(trace.stop_reason)))
+    if trace.gateway:
+        g = trace.gateway
+        latency = fmt_duration(float(g.get("latency_ms") or 0) / 1000)
+        text = (
+            f"{g.get('calls', 0):,} calls · {g.get('input_tokens', 0):,} in / "
+            f"{g.get('output_tokens', 0):,} out tokens · {latency} in the provider"
+        )
+        if g.get("cost") is not None:
+            text += f" · ${g['cost']:.4f}"
+        facts.append(("Gateway", esc(text)))
     facts.append(
         ("Started", fmt_time(trace.started_at or (steps[0].get("started_at") if steps else None)))
     )
@@ -491,6 +501,10 @@ def _step_body(source: str, kind: str, step: dict[str, Any], call: dict[str, Any
             )
         if meta:
             out += f'<div class="sub">{esc(" · ".join(meta))}</div>'
+        if step.get("raw") is not None:
+            out += (
+                f"<details><summary>Provider response</summary>{json_block(step['raw'])}</details>"
+            )
         return out or '<span class="sub">(no text)</span>'
     if source == "tool":
         call_ = step.get("call")
