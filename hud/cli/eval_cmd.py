@@ -165,6 +165,12 @@ def eval_command(
     rebuild: bool = typer.Option(
         False, "--rebuild", help="Harbor tasks: build their images again, without the cache."
     ),
+    env_secrets: bool = typer.Option(
+        False,
+        "--env-secrets",
+        help="A platform taskset run here (--runtime docker): fetch its environments' "
+        "secrets from the platform and pass them to the containers.",
+    ),
 ) -> None:
     """Run an agent on tasks and report rewards; every run is saved under .hud/jobs."""
     import contextlib
@@ -212,7 +218,7 @@ def eval_command(
             }
             ignored = [name for name, value in given.items() if value]
             record, plan, taskset, agent_obj = _prepare_resume(
-                resume, jobs_dir, ignored, max_concurrent
+                resume, jobs_dir, ignored, max_concurrent, env_secrets=env_secrets
             )
         else:
             ev = project.eval if project is not None else {}
@@ -235,6 +241,7 @@ def eval_command(
                 auto_respond=auto_respond,
                 project=project,
                 gateway=gateway,
+                env_secrets=env_secrets,
             )
             record = None  # run_job creates it in jobs_dir once the rows check out
         code = _run_and_report(
@@ -385,7 +392,7 @@ def auto_source(cwd: Path | None = None) -> Path:
     )
 
 
-def _load(source: str) -> Any:
+def _load(source: str, *, env_secrets: bool = False) -> Any:
     """`load_source` with one-line errors."""
     from hud.cli.errors import CLIError
     from hud.environment.loader import LoadError
@@ -403,7 +410,9 @@ def _load(source: str) -> Any:
             from hud.platform.client.tasksets import PlatformTasksetError, load_platform_taskset
 
             try:
-                return load_platform_taskset(source, settings().api_url, api_key)
+                return load_platform_taskset(
+                    source, settings().api_url, api_key, env_secrets=env_secrets
+                )
             except PlatformTasksetError as exc:
                 raise CLIError(str(exc)) from None
         raise CLIError(
@@ -462,6 +471,7 @@ def _prepare_new(
     project: Any = None,
     gateway: bool = False,
     hosted_default: bool = False,
+    env_secrets: bool = False,
 ) -> tuple[Plan, Any, Any]:
     from hud.agents.factory import UnknownAgentError, agent_names, parse_config, resolve_agent
     from hud.cli.errors import CLIError
@@ -517,7 +527,7 @@ def _prepare_new(
     )
     agent_obj = _build_agent(plan, jobs_dir)
     label = source if source is not None else str(auto_source())
-    loaded = _load(label)
+    loaded = _load(label, env_secrets=env_secrets)
     plan.source = str(loaded.path)
     plan.source_label = label
     if hosted_default and _is_platform_taskset(loaded):
@@ -576,7 +586,12 @@ def _check_rows(loaded: _Loaded, plan: Plan) -> None:
 
 
 def _prepare_resume(
-    job_id: str, jobs_dir: Path, ignored: list[str], max_concurrent: int | None
+    job_id: str,
+    jobs_dir: Path,
+    ignored: list[str],
+    max_concurrent: int | None,
+    *,
+    env_secrets: bool = False,
 ) -> tuple[Any, Plan, _Loaded, Any]:
     from hud.cli.errors import CLIError
     from hud.eval.records import JobRecord
@@ -593,7 +608,7 @@ def _prepare_resume(
     if max_concurrent:
         plan.max_concurrent = max_concurrent
     agent_obj = _build_agent(plan, jobs_dir)
-    loaded = _load(plan.source)
+    loaded = _load(plan.source, env_secrets=env_secrets)
     taskset = loaded.taskset
     if plan.slugs:
         missing = [s for s in plan.slugs if s not in taskset]

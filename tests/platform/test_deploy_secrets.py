@@ -1,7 +1,10 @@
 """A deployed environment run from a platform taskset on this machine (SQLite and PostgreSQL):
 `hud eval "<taskset>" oracle --runtime docker` scores 1.0 on the deployed scaffold, and a secret
 set with `hud deploy --env` is read by the environment at run time while appearing in no API
-reply, build log, platform log, trace or CLI output (spec platform.md §3.2, §4, §13)."""
+reply, build log or its stream, platform log, trace or CLI output (spec platform.md §3.2, §4,
+§13). The one exception, on an explicit opt-in only: ``POST /v2/registry/<id>/runtime`` with
+``include_secrets`` (``hud eval … --runtime docker --env-secrets``, running the environment on
+the caller's machine) returns the values; without it, only their names."""
 
 from __future__ import annotations
 
@@ -65,6 +68,13 @@ def _texts(platform: Platform, key: str, env_id: str, build_id: str, taskset_id:
         get("/v2/registry", limit=500)
         get(f"/v2/registry/{env_id}")
         get(f"/v2/builds/{build_id}/status")
+        get(f"/v2/builds/{build_id}")
+        for body in (None, {}, {"include_secrets": False}):  # no opt-in: names, no values
+            reply = api.post(f"/v2/registry/{env_id}/runtime", json=body)
+            assert reply.status_code == 200, reply.text
+            assert reply.json()["secret_names"] == ["DEPLOY_SECRET"]
+            assert "environment_variables" not in reply.json()
+            out.append(reply.text)
         get(f"/v2/tasksets/{taskset_id}")
         get(f"/v2/tasksets/{taskset_id}/export")
         for job in get("/v2/jobs", limit=100)["items"]:
@@ -72,7 +82,19 @@ def _texts(platform: Platform, key: str, env_id: str, build_id: str, taskset_id:
                 get(f"/v2/trace/{trace['id']}")
                 get(f"/v2/trace/{trace['id']}/spans")
                 get(f"/v2/trace/{trace['id']}/events")
+    out.append(json.dumps(_stream(platform, key, build_id)))
     return out
+
+
+def _stream(platform: Platform, key: str, build_id: str) -> list[Any]:
+    """The build-log WebSocket's frames (§3.3), to its end."""
+    from websockets.sync.client import connect
+
+    url = platform.url.replace("http://", "ws://") + f"/v2/builds/{build_id}/logs?api_key={key}"
+    with connect(url) as ws:
+        frames = [json.loads(raw) for raw in ws]
+    assert frames[-1]["type"] == "complete", frames[-3:]
+    return frames
 
 
 def test_platform_taskset_eval_with_a_secret(
@@ -106,8 +128,10 @@ def test_platform_taskset_eval_with_a_secret(
     assert synced.returncode == 0, synced.stdout + synced.stderr
     taskset_id = linked(project)["taskset_id"]
 
-    ran = run_cli(["eval", "secret-set", "oracle", "--runtime", "docker", "--all", "--yes",
-                   "--json"], env, cwd=project, timeout=600, ours=True)  # fmt: skip
+    # on this machine with the secret: an explicit opt-in (the platform sends it only then)
+    ran = run_cli(["eval", "secret-set", "oracle", "--runtime", "docker", "--env-secrets",
+                   "--all", "--yes", "--json"], env, cwd=project, timeout=600,
+                  ours=True)  # fmt: skip
     assert ran.returncode == 0, (ran.stdout + ran.stderr)[-3000:]
     report = json.loads(ran.stdout)
     rewards = {r["slug"]: r["reward"] for r in report["runs"]}

@@ -64,9 +64,23 @@ async def get_registry(env_id: str, caller: Caller, builds: Builds) -> dict[str,
     return await builds.get_environment(caller, env_id)
 
 
+class RuntimeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    #: Opt-in: the environment's secrets in clear, to run it on the caller's machine.
+    include_secrets: bool = False
+
+
 @router.post("/registry/{env_id}/runtime")
-async def registry_runtime(env_id: str, caller: Caller, builds: Builds) -> dict[str, Any]:
-    return await builds.runtime(caller, env_id)
+async def registry_runtime(
+    env_id: str,
+    caller: Caller,
+    builds: Builds,
+    body: RuntimeRequest | None = Body(default=None),
+) -> dict[str, Any]:
+    """The image to run the environment with; its secrets' values only when asked for."""
+    wanted = body.include_secrets if body is not None else False
+    return await builds.runtime(caller, env_id, include_secrets=wanted)
 
 
 @router.post("/builds/upload-url")

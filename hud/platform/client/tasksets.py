@@ -4,6 +4,7 @@ image, with the environment's secrets injected (spec platform.md §4, §13)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -11,6 +12,8 @@ from urllib.parse import quote
 from hud.platform.client.api import PlatformAPI, PlatformAPIError
 from hud.platform.client.sync import normalize_name, record_to_row
 from hud.protocol.errors import HudError
+
+log = logging.getLogger("hud.platform.tasksets")
 
 
 class PlatformTasksetError(HudError):
@@ -47,8 +50,13 @@ def local_sources(directory: Path) -> dict[str, Path]:
     return found
 
 
-def load_platform_taskset(name: str, api_url: str, api_key: str) -> Any:
-    """A `hud.eval.sources.Source` for the platform taskset ``name`` (or its id)."""
+def load_platform_taskset(
+    name: str, api_url: str, api_key: str, *, env_secrets: bool = False
+) -> Any:
+    """A `hud.eval.sources.Source` for the platform taskset ``name`` (or its id), run on this
+    machine. Its environments' secrets stay on the platform unless ``env_secrets`` asks for them
+    (then they are passed to the containers started here); without them an environment that
+    has secrets is run without, with a warning naming them."""
     from hud.eval.runtimes.docker import DockerRuntime
     from hud.eval.sources import Source
     from hud.eval.task import Task
@@ -79,9 +87,21 @@ def load_platform_taskset(name: str, api_url: str, api_key: str) -> Any:
                         raise PlatformTasksetError(
                             f"environment {row['env']!r} of taskset {name} is not deployed"
                         )
-                    spec = api.request("POST", f"/registry/{match[0]['id']}/runtime")
+                    spec = api.request(
+                        "POST",
+                        f"/registry/{match[0]['id']}/runtime",
+                        json={"include_secrets": env_secrets},
+                    )
                 except PlatformAPIError as exc:
                     raise PlatformTasksetError(f"Request failed: {exc.message}") from None
+                names = spec.get("secret_names") or []
+                if names and not env_secrets:
+                    log.warning(
+                        "environment %s has secrets (%s) that stay on the platform: its "
+                        "containers here run without them (--env-secrets passes them)",
+                        env,
+                        ", ".join(names),
+                    )
                 runtimes[env] = DockerRuntime(
                     runtime_config=spec.get("runtime_config") or {"image": spec["image"]},
                     env_vars=spec.get("environment_variables") or {},

@@ -214,23 +214,32 @@ class BuildService:
             row = await self._latest(conn, env.id)
         return None if row is None else {**_build(row), "registry_id": str(env.id)}
 
-    async def runtime(self, ident: Identity, env_id: str) -> dict[str, Any]:
-        """What a worker needs to run the environment: the latest build's image (or Compose
-        recipe) and the environment's secrets in clear. The one reply that carries secrets, on
-        purpose: the runner injects them into the container's environment."""
+    async def runtime(
+        self, ident: Identity, env_id: str, *, include_secrets: bool = True
+    ) -> dict[str, Any]:
+        """What a runner needs to run the environment: the latest build's image (or Compose
+        recipe), the names of its secrets and, with ``include_secrets``, their values in clear
+        for injecting into its containers. The platform's own runners (sessions, hosted
+        rollouts) take them in process; over the API (``POST /v2/registry/<id>/runtime``) they
+        are sent only on an explicit opt-in (``hud eval <taskset> --runtime docker
+        --env-secrets``), the one reply that can carry them."""
         env = await self.get_environment(ident, env_id)
         latest = env.get("latest_build")
         if not latest:
             raise NotFound(f"environment {env['name']} has no successful build: run `hud deploy`")
-        values = await self.secrets_for(ident.team_id, uuid.UUID(env["id"]))
-        return {
+        out: dict[str, Any] = {
             "registry_id": env["id"],
             "name": env["name"],
             "version": latest["version"],
             "image": latest["uri"],
             "runtime_config": latest.get("runtime_config") or {"image": latest["uri"]},
-            "environment_variables": values,
+            "secret_names": env["secret_names"],
         }
+        if include_secrets:
+            out["environment_variables"] = await self.secrets_for(
+                ident.team_id, uuid.UUID(env["id"])
+            )
+        return out
 
     async def secrets_for(self, team_id: uuid.UUID, env_id: uuid.UUID) -> dict[str, str]:
         """The environment's secrets in clear, for injecting into its containers only."""
