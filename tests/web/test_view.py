@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from hud.platform.web.data import TraceView, histogram
 from hud.platform.web.kit import Ctx
 from hud.platform.web.pages import trace_page
 from tests.agents.fakes import FakeProvider
-from tests.conftest import HudRunner, assert_user_error
+from tests.conftest import REPO, HudRunner, assert_user_error
 from tests.web.helpers import HudView, answer, make_project, our_eval
 
 GROUP = 2
@@ -131,3 +133,25 @@ async def test_running_local_job_shows_rollouts_in_flight(tmp_path: Path) -> Non
     view = await source.trace("1" * 32)
     assert view is not None and view.live and view.slug == "add-1"
     assert "thinking &lt;hard&gt;" in trace_page(Ctx(), view)
+
+
+def test_hud_view_needs_no_platform_extra(record: dict[str, Any]) -> None:
+    """`hud view` and the pages import and serve with FastAPI and SQLAlchemy unimportable."""
+    code = (
+        "import sys, asyncio\n"
+        "for name in ('fastapi', 'starlette', 'sqlalchemy', 'alembic', 'uvicorn'):\n"
+        "    sys.modules[name] = None\n"
+        "import hud.cli.view_cmd\n"
+        "from hud.platform.web.server import ViewServer\n"
+        "async def main():\n"
+        "    server = await ViewServer(sys.argv[1]).start()\n"
+        "    reply = await server.handle('GET', '/web/jobs')\n"
+        "    print(reply.status, b'tasks (3 tasks)' in reply.body)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(record["jobs"])],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["200", "True"]
