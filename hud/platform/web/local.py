@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hud.eval.records import JobRecord, find_trace, list_jobs, load_trace_file
 from hud.platform.web.data import (
     GROUPS_SHOWN,
+    Bin,
+    GroupStat,
     JobDetail,
     JobRow,
     JobsPage,
@@ -40,19 +43,19 @@ class LocalSource:
 
     def __init__(self, jobs_dir: Path) -> None:
         self.jobs_dir = Path(jobs_dir)
-        self._rows: dict[Path, tuple[tuple[int, int], list[dict[str, Any]]]] = {}
+        self._cache: dict[Path, _Parsed] = {}
 
     # -- reading -------------------------------------------------------------------------
-    def _runs(self, record: JobRecord) -> list[dict[str, Any]]:
+    def _parsed(self, record: JobRecord) -> _Parsed:
         path = record.runs_file
         try:
             st = os.stat(path)
         except OSError:
-            return []
+            return _Parsed((0, 0), [])
         stamp = (st.st_size, st.st_mtime_ns)
-        cached = self._rows.get(path)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
+        cached = self._cache.get(path)
+        if cached is not None and cached.stamp == stamp:
+            return cached
         rows = []
         with open(path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -62,14 +65,16 @@ class LocalSource:
                     continue  # a torn last line
                 if isinstance(row, dict):
                     rows.append(row)
-        if len(self._rows) >= CACHE_SIZE:
-            self._rows.pop(next(iter(self._rows)))
-        self._rows[path] = (stamp, rows)
-        return rows
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        parsed = self._cache[path] = _Parsed(stamp, rows)
+        return parsed
+
+    def _runs(self, record: JobRecord) -> list[dict[str, Any]]:
+        return self._parsed(record).rows
 
     def _row(self, record: JobRecord) -> JobRow:
-        rows = self._runs(record)
-        good = [_reward(r) for r in rows if not r.get("is_error")]
+        figures = self._parsed(record).figures()
         total = record.summary.get("total") or record.config.get("total")
         slugs = record.config.get("slugs")
         group = record.config.get("group")
@@ -80,10 +85,10 @@ class LocalSource:
             name=record.name,
             status=record.effective_status,
             created_at=record.created_at,
-            runs=len(rows),
+            runs=figures.runs,
             total=total if isinstance(total, int) else None,
-            errors=sum(1 for r in rows if r.get("is_error")),
-            reward=sum(good) / len(good) if good else None,
+            errors=figures.errors,
+            reward=figures.reward,
         )
 
     def _open(self, job_id: str) -> JobRecord | None:
@@ -113,28 +118,8 @@ class LocalSource:
         record = self._open(job_id)
         if record is None:
             return None
-        rows = self._runs(record)
         head = self._row(record)
-        counts: dict[str, int] = {}
-        for r in rows:
-            key = "error" if r.get("is_error") else str(r.get("status") or "completed")
-            counts[key] = counts.get(key, 0) + 1
-        effective = [0.0 if r.get("is_error") else _reward(r) for r in rows]
-        graded = [_reward(r) for r in rows if not r.get("is_error")]
-        by_group: dict[str, list[float]] = {}
-        for r in rows:
-            if not r.get("is_error"):
-                by_group.setdefault(str(r.get("slug") or r.get("task_id") or "task"), []).append(
-                    _reward(r)
-                )
-        stats = group_stats((k, k, v) for k, v in by_group.items() if len(v) > 1)
-        n = len(effective)
-        mean = sum(effective) / n if n else None
-        std = (
-            max(0.0, sum(x * x for x in effective) / n - mean * mean) ** 0.5
-            if n and mean is not None
-            else None
-        )
+        f = self._parsed(record).figures()
         in_flight = len(record.unfinished_traces()) if head.status == "running" else 0
         config = record.config
         info = {
@@ -144,15 +129,15 @@ class LocalSource:
         }
         return JobDetail(
             job=head,
-            status_counts=counts,
-            rewarded=len(graded),
-            mean_reward=mean,
-            reward_std=std,
-            success_rate=(sum(1 for x in effective if x > SUCCESS_THRESHOLD) / n) if n else None,
-            histogram=histogram(graded),
-            group_count=len(stats),
-            within_group_std=pooled_std(stats),
-            groups=stats[:GROUPS_SHOWN],
+            status_counts=dict(f.counts),
+            rewarded=f.rewarded,
+            mean_reward=f.mean,
+            reward_std=f.std,
+            success_rate=f.success_rate,
+            histogram=f.histogram,
+            group_count=len(f.groups),
+            within_group_std=pooled_std(f.groups),
+            groups=f.groups[:GROUPS_SHOWN],
             in_flight=in_flight,
             info=info,
         )
@@ -223,6 +208,72 @@ class LocalSource:
             args=data.get("args") if isinstance(data.get("args"), dict) else None,
             steps=steps,
         )
+
+
+@dataclass
+class _Figures:
+    """A job's figures over its finished rows (`hud.types.job.JobSummary`'s definitions)."""
+
+    runs: int
+    errors: int
+    reward: float | None  # mean excluding errors
+    counts: dict[str, int]
+    rewarded: int
+    mean: float | None  # errors as 0
+    std: float | None
+    success_rate: float | None
+    histogram: list[Bin]
+    groups: list[GroupStat]
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> _Figures:
+        counts: dict[str, int] = {}
+        effective: list[float] = []
+        graded: list[float] = []
+        by_group: dict[str, list[float]] = {}
+        for r in rows:
+            if r.get("is_error"):
+                counts["error"] = counts.get("error", 0) + 1
+                effective.append(0.0)
+                continue
+            key = str(r.get("status") or "completed")
+            counts[key] = counts.get(key, 0) + 1
+            value = _reward(r)
+            effective.append(value)
+            graded.append(value)
+            group = str(r.get("slug") or r.get("task_id") or "task")
+            by_group.setdefault(group, []).append(value)
+        n = len(effective)
+        mean = sum(effective) / n if n else None
+        std = None
+        if n and mean is not None:
+            std = max(0.0, sum(x * x for x in effective) / n - mean * mean) ** 0.5
+        return cls(
+            runs=n,
+            errors=counts.get("error", 0),
+            reward=sum(graded) / len(graded) if graded else None,
+            counts=counts,
+            rewarded=len(graded),
+            mean=mean,
+            std=std,
+            success_rate=(sum(1 for x in effective if x > SUCCESS_THRESHOLD) / n) if n else None,
+            histogram=histogram(graded),
+            groups=group_stats((k, k, v) for k, v in by_group.items() if len(v) > 1),
+        )
+
+
+@dataclass
+class _Parsed:
+    """One ``runs.jsonl`` as read at ``stamp`` (size, mtime), and its figures once asked."""
+
+    stamp: tuple[int, int]
+    rows: list[dict[str, Any]]
+    _figures: _Figures | None = None
+
+    def figures(self) -> _Figures:
+        if self._figures is None:
+            self._figures = _Figures.of(self.rows)
+        return self._figures
 
 
 def _in_flight(record: JobRecord) -> list[dict[str, Any]]:
