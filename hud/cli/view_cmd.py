@@ -14,7 +14,9 @@ def view_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
     port: int = typer.Option(0, "--port", "-p", help="TCP port (0 picks a free one)."),
     no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser."),
-    jobs_dir_option: Path = typer.Option(None, "--jobs-dir", hidden=True),
+    jobs_dir_option: Path = typer.Option(
+        None, "--jobs-dir", help="Directory of job records (same as JOBS_DIR)."
+    ),
 ) -> None:
     """Browse local jobs and traces in a web browser."""
     import asyncio
