@@ -22,7 +22,7 @@ def view_command(
     import asyncio
 
     from hud.cli.errors import CLIError
-    from hud.cli.output import console
+    from hud.cli.output import console, warn
     from hud.eval.records import DEFAULT_JOBS_DIR, JOB_FILE
     from hud.platform.web.server import ViewServer
 
@@ -35,6 +35,8 @@ def view_command(
     if (root / JOB_FILE).is_file():
         root = root.parent  # one job's directory: serve its parent
     server = ViewServer(root, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        warn(f"hud view has no sign-in: anyone who can reach {host} can read these records")
 
     async def run() -> None:
         try:
