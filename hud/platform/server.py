@@ -146,7 +146,7 @@ async def serve(
     where hosted rollouts run (``ray`` address, ``workers``, ``per_team``)."""
     import uvicorn
 
-    from hud.platform.api import create_app
+    from hud.platform.api import create_app, splice
     from hud.platform.services import IdentityService
 
     _Server = _uvicorn_server()
@@ -174,7 +174,15 @@ async def serve(
         )
         await app.state.builds.recover()  # builds a dead previous run left IN_PROGRESS
         config = uvicorn.Config(
-            app, log_level=log_level, access_log=False, lifespan="off", timeout_keep_alive=30
+            app,
+            log_level=log_level,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+            # Runtime tunnels splice WebSockets to container connections (api/splice.py);
+            # compressing a byte tunnel costs time on both ends for nothing.
+            ws=splice.protocol_class(),
+            ws_per_message_deflate=False,
         )
         server = _Server(config, on_stop=app.state.gateway.flush)
         if on_start is not None:

@@ -5,22 +5,18 @@ to a new TCP connection to the session container's control port, one per WebSock
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 
 from hud.platform.api.deps import Caller
+from hud.platform.api.splice import EXTENSION, Upstream
 from hud.platform.services import PlatformError
 from hud.platform.services.sessions import MAX_FIRST_FRAME, SessionService, with_token
 
 router = APIRouter(prefix="/runtime")
-
-#: Bytes read from the container per frame.
-CHUNK = 256 * 1024
 
 
 def session_service(request: Request) -> SessionService:
@@ -62,7 +58,9 @@ async def tunnel(websocket: WebSocket, session_id: str) -> None:
         ident = await app.state.identity.authenticate(
             token.strip() if scheme.lower() == "bearer" else None
         )
-        session, reader, writer = await service.open_tunnel(ident, session_id)
+        session, upstream = await service.open_tunnel(
+            ident, session_id, lambda: Upstream(max_first=MAX_FIRST_FRAME)
+        )
     except PlatformError as exc:
         await websocket.close(code=4003 if exc.__class__.__name__ != "NotFound" else 4004)
         return
@@ -70,47 +68,17 @@ async def tunnel(websocket: WebSocket, session_id: str) -> None:
         await websocket.accept()
         await websocket.close(code=1013)
         return
-    await websocket.accept()
-
-    async def upstream() -> None:  # WebSocket -> container
-        first: bytes | None = b""  # until the first frame is complete (None after it)
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            data = message.get("bytes")
-            if data is None:
-                data = (message.get("text") or "").encode()
-            if first is not None:
-                first += data
-                line, newline, rest = first.partition(b"\n")
-                if not newline and len(first) < MAX_FIRST_FRAME:
-                    continue
-                data = with_token(line + newline, session.token) + rest if newline else first
-                first = None
-            writer.write(data)
-            await writer.drain()
-            session.last_active = time.monotonic()
-
-    async def downstream() -> None:  # container -> WebSocket
-        while True:
-            data = await reader.read(CHUNK)
-            if not data:
-                return
-            await websocket.send_bytes(data)
-
-    tasks = [asyncio.ensure_future(upstream()), asyncio.ensure_future(downstream())]
+    token_ = session.token  # the container's control token, added for it alone
+    upstream.first_line = lambda line: with_token(line, token_)
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await websocket.accept()
+        splice = (websocket.scope.get("extensions") or {}).get(EXTENSION)
+        if splice is not None:  # frames go transport to transport (api/splice.py)
+            await splice["splice"](upstream)
+        else:
+            await upstream.pump(websocket)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
+        upstream.close()
         with contextlib.suppress(Exception, WebSocketDisconnect):
             await websocket.close()
         service.tunnel_closed(session)

@@ -15,14 +15,17 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from hud.platform.services.errors import Invalid, NotFound
 from hud.platform.services.identity import Identity
 
 log = logging.getLogger("hud.platform.sessions")
+
+P = TypeVar("P", bound=asyncio.Protocol)
 
 #: Seconds a session may stay without any open tunnel before it is reaped.
 DEFAULT_IDLE = float(os.environ.get("HUD_PLATFORM_SESSION_IDLE_S", "300"))
@@ -164,16 +167,18 @@ class SessionService:
 
     # -- tunnels -------------------------------------------------------------------------
     async def open_tunnel(
-        self, ident: Identity, session_id: str
-    ) -> tuple[Session, asyncio.StreamReader, asyncio.StreamWriter]:
-        """A new TCP connection to the session's control port (raises `OSError` while the
-        container boots: the caller closes the WebSocket and the client retries)."""
+        self, ident: Identity, session_id: str, protocol: Callable[[], P]
+    ) -> tuple[Session, P]:
+        """A new TCP connection to the session's control port, served by ``protocol()``
+        (raises `OSError` while the container boots: the caller closes the WebSocket and the
+        client retries)."""
         session = self.get(ident, session_id)
         session.last_active = time.monotonic()  # a client retrying while the container boots
-        reader, writer = await asyncio.open_connection(session.host, session.port)
+        loop = asyncio.get_running_loop()
+        _, made = await loop.create_connection(protocol, session.host, session.port)
         session.tunnels += 1
         session.last_active = time.monotonic()
-        return session, reader, writer
+        return session, made
 
     def tunnel_closed(self, session: Session) -> None:
         session.tunnels = max(0, session.tunnels - 1)
