@@ -4,6 +4,11 @@ Per rollout: ``POST <runtime url>/runtime/sessions {"environment", "trace_id"}``
 loopback listener whose every TCP connection (the control connection and each capability
 tunnel) becomes one WebSocket ``/runtime/tunnels/<id>`` carrying raw bytes in binary frames;
 on exit the listener closes and ``DELETE /runtime/sessions/<id>`` ends the session.
+
+Each local connection is spliced to its WebSocket at the transport level (:class:`_Local` and
+:class:`_Tunnel`: the websockets sans-I/O client frames the bytes, no task or queue per
+frame, each side's reading paused while the other's write buffer is full); through an HTTP or
+SOCKS proxy the websockets asyncio client carries them instead.
 """
 
 from __future__ import annotations
@@ -11,11 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from hud.eval.runtime import Runtime
 from hud.protocol.errors import HudError
@@ -26,6 +38,10 @@ log = logging.getLogger("hud.platform.runtime")
 CHUNK = 256 * 1024
 #: Row ``runtime_config`` fields a hosted session cannot honour.
 REFUSED = ("gpu", "os", "tpu", "limits")
+#: Seconds to open a tunnel's WebSocket; between keepalive pings; to wait for a pong.
+OPEN_TIMEOUT = 30.0
+PING_INTERVAL = 20.0
+PING_TIMEOUT = 20.0
 
 
 class HUDRuntimeError(HudError, RuntimeError):
@@ -99,18 +115,25 @@ class HUDRuntime:
             if not isinstance(session_id, str):
                 raise HUDRuntimeError("the runtime service sent a session without an id")
             tunnel_url = f"{ws_base(self.runtime_url)}/runtime/tunnels/{session_id}"
-            writers: set[asyncio.StreamWriter] = set()
+            locals_: set[_Local] = set()
+            loop = asyncio.get_running_loop()
+            if _proxied(tunnel_url):
 
-            async def on_connect(
-                reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-            ) -> None:
-                writers.add(writer)
-                try:
+                async def on_connect(
+                    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                ) -> None:
                     await self._bridge(tunnel_url, reader, writer)
-                finally:
-                    writers.discard(writer)
 
-            server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+                server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+            else:
+                headers = self._headers
+
+                def accept() -> _Local:
+                    local = _Local(lambda: _Tunnel(tunnel_url, headers), locals_)
+                    locals_.add(local)
+                    return local
+
+                server = await loop.create_server(accept, "127.0.0.1", 0)
             port = server.sockets[0].getsockname()[1]
             try:
                 yield Runtime(
@@ -123,8 +146,8 @@ class HUDRuntime:
                 )
             finally:
                 server.close()
-                for writer in list(writers):  # EOF ends each bridge
-                    writer.close()
+                for local in list(locals_):  # each closes its WebSocket
+                    local.close()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(server.wait_closed(), 5)
                 with contextlib.suppress(Exception):
@@ -139,11 +162,13 @@ class HUDRuntime:
     async def _bridge(
         self, url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """One local connection through a proxy: the websockets asyncio client, a task per
+        direction."""
         import websockets
 
         try:
             async with websockets.connect(
-                url, additional_headers=self._headers, max_size=None, open_timeout=30
+                url, additional_headers=self._headers, max_size=None, open_timeout=OPEN_TIMEOUT
             ) as ws:
 
                 async def up() -> None:
@@ -171,3 +196,221 @@ class HUDRuntime:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+def _proxied(url: str) -> bool:
+    """Whether websockets would reach ``url`` through a proxy (the environment's)."""
+    try:
+        from websockets.proxy import get_proxy
+    except ImportError:  # websockets < 15 connects directly
+        return False
+    return get_proxy(parse_uri(url)) is not None
+
+
+class _Local(asyncio.Protocol):
+    """A local TCP connection: read once its WebSocket is open, closed when it closes (and
+    the other way round)."""
+
+    def __init__(self, tunnel: Callable[[], _Tunnel], registry: set[_Local]) -> None:
+        self.make_tunnel = tunnel
+        self.registry = registry
+        self.transport: asyncio.Transport | None = None
+        self.tunnel: _Tunnel | None = None
+        self.opening: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.pause_reading()  # until the WebSocket is open
+        self.opening = asyncio.get_running_loop().create_task(self._open())
+
+    async def _open(self) -> None:
+        tunnel = self.make_tunnel()
+        try:
+            await asyncio.wait_for(tunnel.open(self), OPEN_TIMEOUT)
+        except Exception as exc:  # refused / closed: the local peer sees EOF and retries
+            log.debug("tunnel %s: %s", tunnel.url, exc)
+            tunnel.abort()
+            self.close()
+            return
+        except BaseException:  # cancelled: the local peer left
+            tunnel.abort()
+            raise
+        if self.transport is None or self.transport.is_closing():
+            tunnel.close()
+            return
+        self.tunnel = tunnel
+        self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel.send(data)
+
+    def eof_received(self) -> bool:
+        return False  # no half-close through the tunnel: close both
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.registry.discard(self)
+        if self.tunnel is not None:
+            self.tunnel.close()
+        elif self.opening is not None:
+            self.opening.cancel()
+
+    def pause_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.pause_reading(True)
+
+    def resume_writing(self) -> None:
+        if self.tunnel is not None:
+            self.tunnel.pause_reading(False)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def pause_reading(self, paused: bool) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Tunnel(asyncio.Protocol):
+    """A tunnel's WebSocket (``Authorization: Bearer``, no compression, no size limit,
+    keepalive pings), framing with the websockets sans-I/O client."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.url = url
+        self.headers = headers
+        self.uri = parse_uri(url)
+        self.conn = ClientProtocol(self.uri, max_size=None)
+        self.transport: asyncio.Transport | None = None
+        self.local: _Local | None = None
+        self.loop = asyncio.get_running_loop()
+        self.opened = self.loop.create_future()
+        self.timers: list[asyncio.TimerHandle] = []
+        self.pong: bytes | None = None
+        self.closing = False
+
+    async def open(self, local: _Local) -> None:
+        context = ssl.create_default_context() if self.uri.secure else None
+        await self.loop.create_connection(
+            lambda: self,
+            self.uri.host,
+            self.uri.port,
+            ssl=context,
+            server_hostname=self.uri.host if context else None,
+        )
+        self.local = local
+        await self.opened
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        request = self.conn.connect()
+        for name, value in self.headers.items():
+            request.headers[name] = value
+        self.conn.send_request(request)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        for event in self.conn.events_received():
+            if isinstance(event, Response):
+                if self.conn.handshake_exc is not None:
+                    self._fail(self.conn.handshake_exc)
+                elif not self.opened.done():
+                    self.opened.set_result(None)
+                    self._schedule_ping()
+            elif not isinstance(event, Frame):
+                continue
+            elif event.opcode in (Opcode.BINARY, Opcode.TEXT, Opcode.CONT):
+                if self.local is not None:
+                    payload = event.data
+                    self.local.write(payload if isinstance(payload, bytes) else bytes(payload))
+            elif event.opcode is Opcode.PONG and bytes(event.data) == self.pong:
+                self.pong = None
+        self._flush()
+
+    def eof_received(self) -> bool:
+        self.conn.receive_eof()
+        self._flush()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self._fail(exc or ConnectionError("the tunnel's WebSocket closed"))
+        if self.local is not None:
+            self.local.close()
+
+    def pause_writing(self) -> None:
+        if self.local is not None:
+            self.local.pause_reading(True)
+
+    def resume_writing(self) -> None:
+        if self.local is not None:
+            self.local.pause_reading(False)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc)
+            self.opened.exception()  # retrieved: `open` may be gone
+        if self.transport is not None:
+            self.transport.close()
+
+    def _flush(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        for chunk in self.conn.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+        if self.conn.close_expected() and not self.closing:
+            # the server closes TCP after the closing handshake; do it if it does not
+            self.closing = True
+            self.timers.append(self.loop.call_later(PING_TIMEOUT, self.abort))
+
+    def _schedule_ping(self) -> None:
+        self.timers.append(self.loop.call_later(PING_INTERVAL, self._ping))
+
+    def _ping(self) -> None:
+        if self.conn.state is not State.OPEN:
+            return
+        if self.pong is not None:  # the last ping went unanswered
+            self.abort()
+            return
+        self.pong = os.urandom(4)
+        self.conn.send_ping(self.pong)
+        self._flush()
+        self.timers.append(self.loop.call_later(PING_TIMEOUT, self._ping))
+
+    def send(self, data: bytes) -> None:
+        if self.conn.state is State.OPEN:
+            self.conn.send_binary(data)
+            self._flush()
+
+    def pause_reading(self, paused: bool) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if paused:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.conn.state is State.OPEN:
+            self.conn.send_close(1000)
+            self._flush()
+        elif self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
