@@ -9,21 +9,27 @@ gateway. Rows:
   rollout (wall / n);
 - hosted rollout: `hud eval <taskset>` (hosted, the platform's 8 worker processes), seconds
   per rollout; target <= 1.5x local;
-- runtime tunnel round trip: a ``hello`` through ``/runtime/tunnels/<id>`` vs a direct TCP
-  connection to the same container (median of 200); target direct/tunnel >= 0.5;
+- runtime tunnel round trip: a ``hello`` through ``/runtime/tunnels/<id>`` (a WebSocket
+  client, the websockets library's) vs a direct TCP connection to the same container (median
+  of 200); target direct/tunnel >= 0.5;
 - runtime tunnel throughput: 64 x 1 MiB frames sent and answered, MiB/s, tunnel vs direct;
   target >= 0.5 of direct;
+- the same two through `HUDRuntime`'s local forwarder (what ``--runtime hud`` clients use:
+  TCP to a loopback listener, a WebSocket per connection), and, as floors, the round trip
+  through bare Python TCP relays (``_plain_relay.py``) with as many hops as each tunnel row
+  (1: the platform; 2: the forwarder and the platform);
 - with ``--ray``: the hosted rows on a one-node and on a two-node loopback Ray cluster
   (`ray start --head` / `ray start --address`).
 
-Usage: ``python bench/platform_hosted.py [-n 16] [--ray]``. Needs Docker and the platform extra
-(and ``ray`` for ``--ray``).
+Usage: ``python bench/platform_hosted.py [-n 16] [--ray] [--tunnel-only]``. Needs Docker and
+the platform extra (and ``ray`` for ``--ray``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from _common import ROOT
@@ -84,7 +91,7 @@ def _direct_target(platform: Platform) -> tuple[int, str]:
     return port, env.get("HUD_CONTROL_TOKEN", "")
 
 
-async def _measure(send, recv) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+async def _measure(send, recv, *, bulk: bool = True) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """Median hello round trip (s), and MiB/s of 64 x 1 MiB frames sent and answered."""
     rtts = []
     for i in range(200):
@@ -93,6 +100,8 @@ async def _measure(send, recv) -> tuple[float, float]:  # type: ignore[no-untype
                                "params": {}}).encode() + b"\n")  # fmt: skip
         await recv()
         rtts.append(time.perf_counter() - start)
+    if not bulk:
+        return statistics.median(rtts), float("nan")
     pad = "x" * (1024 * 1024)
     start = time.perf_counter()
     for i in range(64):
@@ -138,24 +147,74 @@ async def _tunnel_vs_direct(platform: Platform, key: str) -> dict[str, float]:
             await ws.close()
 
             port, token = _direct_target(platform)
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            first = {"jsonrpc": "2.0", "id": 1, "method": "hello", "params": {"auth_token": token}}
-            writer.write(json.dumps(first).encode() + b"\n")
-            await reader.readline()
-
-            async def tcp_send(data: bytes) -> None:
-                writer.write(data)
-                await writer.drain()
-
-            async def tcp_recv() -> None:
-                await reader.readline()
-
-            direct = await _measure(tcp_send, tcp_recv)
-            writer.close()
+            direct = await _measure_tcp(port, token)
+            forwarded = await _through_forwarder(platform, key)
+            with _relays(port, 1) as one, _relays(port, 2) as two:
+                floor1 = await _measure_tcp(one, token, bulk=False)
+                floor2 = await _measure_tcp(two, token, bulk=False)
         finally:
             await http.delete(f"/runtime/sessions/{sid}", headers=headers)
     return {"tunnel_rtt": tunnel[0], "direct_rtt": direct[0], "tunnel_mibs": tunnel[1],
-            "direct_mibs": direct[1]}  # fmt: skip
+            "direct_mibs": direct[1], "forwarded_rtt": forwarded[0],
+            "forwarded_mibs": forwarded[1], "floor1_rtt": floor1[0],
+            "floor2_rtt": floor2[0]}  # fmt: skip
+
+
+async def _measure_tcp(port: int, token: str | None, *, bulk: bool = True) -> tuple[float, float]:
+    """`_measure` over a TCP connection to ``port`` (first ``hello`` with ``token`` if any)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4 << 20)
+    params = {"auth_token": token} if token else {}
+    first = {"jsonrpc": "2.0", "id": 1, "method": "hello", "params": params}
+    writer.write(json.dumps(first).encode() + b"\n")
+    await reader.readline()
+
+    async def tcp_send(data: bytes) -> None:
+        writer.write(data)
+        await writer.drain()
+
+    async def tcp_recv() -> None:
+        await reader.readline()
+
+    try:
+        return await _measure(tcp_send, tcp_recv, bulk=bulk)
+    finally:
+        writer.close()
+
+
+async def _through_forwarder(platform: Platform, key: str) -> tuple[float, float]:
+    """`_measure` through `HUDRuntime`'s loopback listener (a session of its own)."""
+    from types import SimpleNamespace
+
+    from hud.platform.client.runtime import HUDRuntime
+
+    runtime = HUDRuntime(runtime_url=platform.url, api_key=key)
+    async with runtime(SimpleNamespace(env="demo_env", slug="bench", runtime_config=None)) as rt:
+        port = int(rt.url.rsplit(":", 1)[1])
+        while True:  # until the container serves
+            try:
+                return await _measure_tcp(port, None)
+            except (OSError, EOFError):
+                await asyncio.sleep(0.5)
+
+
+@contextlib.contextmanager
+def _relays(port: int, hops: int) -> Iterator[int]:
+    """``hops`` bare Python TCP relays (bench/_plain_relay.py, protocols) chained in front
+    of ``port``: the first one's port."""
+    procs = []
+    try:
+        for _ in range(hops):
+            proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "_plain_relay.py"),
+                                     "protocols", str(port), str(port)],
+                                    stdout=subprocess.PIPE, text=True)  # fmt: skip
+            procs.append(proc)
+            assert proc.stdout is not None
+            port = int(proc.stdout.readline().split()[0].split("=")[1])
+        yield port
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
 
 
 class _Ray:
@@ -223,6 +282,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=16, help="rollouts per row")
     parser.add_argument("--ray", action="store_true", help="also 1 vs 2 Ray nodes")
+    parser.add_argument("--tunnel-only", action="store_true", help="only the tunnel rows")
     args = parser.parse_args()
     python_base()
     work = Path(tempfile.mkdtemp(prefix="hud-bench-hosted-"))
@@ -233,15 +293,16 @@ def main() -> None:
         platform.start()
         try:
             key, env, project, model = _setup(platform, work, fake, args.n)
-            _eval(env, project, model, "--runtime", "docker")  # warm: image, caches
-            local = _eval(env, project, model, "--runtime", "docker")
-            hosted = _eval(env, project, model)
-            rows.append(("local Docker rollout (s/rollout)", f"{local:.2f}"))
-            ratio = hosted / local
-            verdict = "ok" if ratio <= HOSTED_TARGET else "MISSED"
-            rows.append(("hosted rollout (s/rollout)",
-                         f"{hosted:.2f}  ({ratio:.2f}x local; target <= {HOSTED_TARGET}x: "
-                         f"{verdict})"))  # fmt: skip
+            if not args.tunnel_only:
+                _eval(env, project, model, "--runtime", "docker")  # warm: image, caches
+                local = _eval(env, project, model, "--runtime", "docker")
+                hosted = _eval(env, project, model)
+                rows.append(("local Docker rollout (s/rollout)", f"{local:.2f}"))
+                ratio = hosted / local
+                verdict = "ok" if ratio <= HOSTED_TARGET else "MISSED"
+                rows.append(("hosted rollout (s/rollout)",
+                             f"{hosted:.2f}  ({ratio:.2f}x local; target <= {HOSTED_TARGET}x: "
+                             f"{verdict})"))  # fmt: skip
             t = asyncio.run(_tunnel_vs_direct(platform, key))
             rtt = t["direct_rtt"] / t["tunnel_rtt"]
             thr = t["tunnel_mibs"] / t["direct_mibs"]
@@ -251,6 +312,17 @@ def main() -> None:
             rows.append(("tunnel throughput (MiB/s)",
                          f"{t['tunnel_mibs']:.1f} vs direct {t['direct_mibs']:.1f} "
                          f"({thr:.2f} of direct; target >= {TUNNEL_TARGET})"))  # fmt: skip
+            rtt = t["direct_rtt"] / t["forwarded_rtt"]
+            thr = t["forwarded_mibs"] / t["direct_mibs"]
+            rows.append(("tunnel via HUDRuntime forwarder rt (ms)",
+                         f"{t['forwarded_rtt'] * 1e3:.2f} ({rtt:.2f} of direct)"))  # fmt: skip
+            rows.append(("tunnel via HUDRuntime forwarder (MiB/s)",
+                         f"{t['forwarded_mibs']:.1f} ({thr:.2f} of direct)"))  # fmt: skip
+            for hops in (1, 2):
+                floor = t[f"floor{hops}_rtt"]
+                ratio = t["direct_rtt"] / floor
+                rows.append((f"floor: {hops}-hop Python relay rt (ms)",
+                             f"{floor * 1e3:.2f} ({ratio:.2f} of direct)"))  # fmt: skip
         finally:
             platform.stop()
             remove_platform_images(platform)
