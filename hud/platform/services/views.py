@@ -137,24 +137,49 @@ class ViewService:
             ).first()
             if row is None:
                 return None
-            counts = (await _counts(conn, [jid], team=ident.team_id)).get(jid)
-            head = _job_row(row, counts)
             reward = traces.c.reward
             effective = func.coalesce(reward, 0.0)
-            agg = (
+            per_status = (
                 await conn.execute(
                     select(
+                        traces.c.status,
                         func.count(),
-                        func.avg(effective),
-                        func.avg(effective * effective),
-                        func.sum(case((effective > SUCCESS_THRESHOLD, 1), else_=0)),
                         func.count(reward),
+                        func.sum(reward),
+                        func.sum(effective),
+                        func.sum(effective * effective),
+                        func.sum(case((effective > SUCCESS_THRESHOLD, 1), else_=0)),
                         func.min(reward),
                         func.max(reward),
-                    ).where(*scope, traces.c.status.in_(TERMINAL))
+                    )
+                    .where(*scope)
+                    .group_by(traces.c.status)
                 )
-            ).one()
-            finished, mean, mean_sq, successes, rewarded, lo, hi = agg
+            ).all()
+            counts: dict[str, Any] = {}
+            finished = rewarded = successes = 0
+            total = total_eff = total_sq = 0.0
+            lows: list[float] = []
+            highs: list[float] = []
+            for status, n, n_rewarded, s_reward, s_eff, s_sq, n_ok, low, high in per_status:
+                counts[status] = int(n)
+                if status not in TERMINAL:
+                    continue
+                finished += int(n)
+                rewarded += int(n_rewarded)
+                successes += int(n_ok or 0)
+                total += float(s_reward or 0.0)
+                total_eff += float(s_eff or 0.0)
+                total_sq += float(s_sq or 0.0)
+                lows += [float(low)] if low is not None else []
+                highs += [float(high)] if high is not None else []
+            if rewarded:
+                counts["reward"] = total / rewarded
+            head = _job_row(row, counts)
+            mean = total_eff / finished if finished else None
+            mean_sq = total_sq / finished if finished else 0.0
+            lo = min(lows) if lows else None
+            hi = max(highs) if highs else None
             histogram: list[Bin] = []
             edges = bin_edges(lo, hi)
             if rewarded and edges:
@@ -178,7 +203,7 @@ class ViewService:
             groups, group_count, within = await _groups(conn, scope)
         std = None
         if finished and mean is not None:
-            std = math.sqrt(max(0.0, float(mean_sq) - float(mean) ** 2))
+            std = math.sqrt(max(0.0, mean_sq - mean**2))
         status_counts = {k: v for k, v in (counts or {}).items() if k != "reward"}
         info: dict[str, Any] = {"group": row.group_size} if row.group_size else {}
         if self.gateway is not None:
@@ -188,10 +213,10 @@ class ViewService:
         return JobDetail(
             job=head,
             status_counts=status_counts,
-            rewarded=int(rewarded or 0),
-            mean_reward=float(mean) if mean is not None else None,
+            rewarded=rewarded,
+            mean_reward=mean,
             reward_std=std,
-            success_rate=(int(successes or 0) / finished) if finished else None,
+            success_rate=(successes / finished) if finished else None,
             histogram=histogram,
             group_count=group_count,
             within_group_std=within,
