@@ -56,6 +56,9 @@ def test_jobs_job_and_trace_pages(view: HudView, record: dict[str, Any]) -> None
         assert "default-src 'self'" in jobs.headers["content-security-policy"]
         assert f"/web/jobs/{job_id}" in jobs.text and "tasks (3 tasks)" in jobs.text
         assert http.get("/jobs", params={"q": "no such job"}).text.count('class="job"') == 0
+        assert f"/web/jobs/{job_id}" in http.get("/jobs", params={"q": job_id[:8]}).text
+        assert f"/web/jobs/{job_id}" in http.get("/jobs", params={"status": "completed"}).text
+        assert f"/web/jobs/{job_id}" not in http.get("/jobs", params={"status": "running"}).text
 
         page = http.get(f"/jobs/{job_id}").text
         rewards = [r["reward"] for r in report["runs"]]
