@@ -55,6 +55,10 @@ def test_leaderboard_and_keys_in_sql(platform: Platform) -> None:
         row = re.search(rf">{re.escape(name)}</a></td>(.*?)</tr>", listed)
         assert row and '<td class="num">2</td>' in row[1]  # two jobs, either id spelling
 
+        elsewhere = {"Origin": "http://elsewhere.example", "Sec-Fetch-Site": "cross-site"}
+        refused = api.post("/web/keys", data={"name": "csrf-key"}, headers=elsewhere)
+        assert refused.status_code == 403 and "hud_" not in refused.text
+        assert "csrf-key" not in api.get("/web/keys").text
         made = api.post("/web/keys", data={"name": "page-key"})
         assert made.status_code == 200 and made.headers["cache-control"] == "no-store"
         new_key = re.search(r"<code>(hud_[^<]+)</code>", made.text)

@@ -86,6 +86,37 @@ def _hud_image() -> str:
         pytest.skip(f"cannot build the test hud image: {exc}")
 
 
+def _admin_setup(platform: Platform, source: str) -> str:
+    """A rival team's key and an upstream serving the model ``source``, written by the library
+    the `hud platform team/key/upstream` commands run (in process: a CLI process costs seconds
+    on a busy machine)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hud.platform.server import DataDir, open_database
+    from hud.platform.services import IdentityService
+    from hud.platform.services.gateway import GatewayService
+
+    async def main() -> str:
+        where = DataDir.at(platform.data_dir)
+        db = await open_database(where, None)
+        try:
+            identities = IdentityService(db)
+            await identities.create_team("rivals")
+            key, _ = await identities.create_key(team="rivals")
+            await GatewayService(db, where.path).add_upstream(
+                "up-test", provider="openai_compatible", base_url="http://127.0.0.1:9/v1",
+                api_key=None, models_=[source],
+            )  # fmt: skip
+            return key
+        finally:
+            await db.close()
+
+    # a thread of its own: Playwright's sync API keeps an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
 @pytest.fixture(scope="module")
 def world() -> Iterator[dict[str, Any]]:
     """One live platform with real data for the module."""
@@ -95,12 +126,8 @@ def world() -> Iterator[dict[str, Any]]:
     try:
         key = platform.admin_key
         assert key
-        assert platform.hud("team", "add", "rivals").returncode == 0
-        other = platform.new_key("--team", "rivals")
-        from tests.platform.gateway_helpers import add_upstream
-
         source = f"base-{uuid.uuid4().hex[:6]}"
-        add_upstream(platform, "openai_compatible", "http://127.0.0.1:9/v1", source)
+        other = _admin_setup(platform, source)
         with platform.api(key) as api:
             env_py = (PLAIN / "env.py").read_text()
             good = _build(api, {"Dockerfile": DOCKERFILE.format(image=image), "env.py": env_py})
@@ -317,7 +344,7 @@ def test_device_login_approved_without_javascript(browser: Any, world: dict[str,
         context.close()
         proc.kill()
     assert rc == 0, (out, err)
-    assert (home / ".hud" / ".env").read_text().count("HUD_API_KEY=") == 1
+    assert (Path(str(home)) / ".hud" / ".env").read_text().count("HUD_API_KEY=") == 1
 
 
 def test_another_team_gets_404_pages(world: dict[str, Any]) -> None:

@@ -6,8 +6,8 @@ Each page takes the signed-in viewer (`hud.platform.web.mount.Viewer`: a session
 ``Authorization: Bearer``) and reads the services with its identity, so another team's object
 is a 404 page. The device page is the exception: it also serves visitors who are not signed in
 (its form takes an API key). Actions are HTML form POSTs answered with a page or a 303
-redirect, so nothing needs JavaScript; the session cookie is SameSite=Strict, so no other site
-can post them.
+redirect, so nothing needs JavaScript; a post from another site's page is refused (the session
+cookie is SameSite=Strict too).
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from hud.platform.services import Identity, NotFound, PlatformError, Unauthorize
 from hud.platform.services.catalog import CatalogService
 from hud.platform.urls import WEB_PREFIX
 from hud.platform.web.kit import Ctx, message_page
-from hud.platform.web.mount import SignInRequired, Viewer, WebViewer, page, web_viewer
+from hud.platform.web.mount import (
+    SignInRequired,
+    Viewer,
+    WebViewer,
+    page,
+    same_origin,
+    web_viewer,
+)
 from hud.platform.web.platform_pages import (
     device_page,
     device_result_page,
@@ -64,6 +71,11 @@ def _catalog(request: Request) -> CatalogService:
 def _missing(ctx: Ctx, what: str, active: str) -> HTMLResponse:
     text = f"No such {what} (or it belongs to another team)."
     return page(message_page(ctx, "Not found", text, active=active), 404)
+
+
+def _cross_site(ctx: Ctx) -> HTMLResponse:
+    text = "This form was posted from another site; use the form on this site's page."
+    return page(message_page(ctx, "Refused", text), 403)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -196,6 +208,8 @@ def router() -> APIRouter:
 
     @r.post(WEB_PREFIX + "/keys")
     async def create_key(request: Request, viewer: Viewer) -> HTMLResponse:
+        if not same_origin(request):
+            return _cross_site(viewer.ctx)
         form = await _form(request)
         try:
             created = await request.app.state.identity.create_own_key(
@@ -207,6 +221,8 @@ def router() -> APIRouter:
 
     @r.post(WEB_PREFIX + "/keys/{key_id}/revoke", response_model=None)
     async def revoke_key(key_id: str, request: Request, viewer: Viewer) -> Response:
+        if not same_origin(request):
+            return _cross_site(viewer.ctx)
         try:
             done = await request.app.state.identity.revoke_own_key(viewer.ident, key_id)
         except NotFound:
@@ -241,6 +257,8 @@ def router() -> APIRouter:
 
     @r.post(WEB_PREFIX + "/device")
     async def device_decide(request: Request) -> HTMLResponse:
+        if not same_origin(request):
+            return _cross_site(_plain_ctx())
         form = await _form(request)
         code = form.get("user_code", "")[:32]
         key = form.get("api_key") or bearer(request)
