@@ -40,12 +40,19 @@ def test_leaderboard_and_keys_in_sql(platform: Platform) -> None:
                     )
                     assert api.post(f"/v2/trace/{trace}/exit", json=done).status_code == 200
 
+        hostile = f"<img src=x onerror=alert(1)>{uuid.uuid4().hex[:6]}"
+        trace = uuid.uuid4().hex
+        api.post(f"/v2/trace/{trace}/enter",
+                 json={"job_id": job, "task_slug": "<b>add-1</b>", "model": hostile})  # fmt: skip
+        api.post(f"/v2/trace/{trace}/exit", json={"status": "completed", "reward": 0.0})
+
         board = api.get(f"/web/tasksets/{taskset['id']}")
         assert board.status_code == 200, board.text
         figures = expected_figures()
         for agent, fig in figures.items():
             assert f"{fig['mean'].value:.3f} ± {fig['mean'].half_width:.3f}" in board.text, agent
             assert f"{100 * fig['success'].value:.1f}%" in board.text
+        assert "<img src=x" not in board.text and "&lt;img src=x onerror" in board.text
         a, b = agents["agent-a"], agents["agent-b"]
         assert board.text.index(a) < board.text.index(b)  # ranked by mean reward
         compared = api.get(f"/web/tasksets/{taskset['id']}", params={"a": b, "b": a}).text
