@@ -55,6 +55,8 @@ class RolloutStarted(_Event):
     task_id: str
     args: dict[str, Any] = Field(default_factory=dict)
     group_index: int = 0
+    #: The rollouts of one row in one job share it (hex).
+    group_id: str | None = None
 
 
 class StepRecorded(_Event):

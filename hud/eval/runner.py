@@ -474,6 +474,7 @@ class _Runner:
                 task_id=task.id,
                 args=dict(task.args),
                 group_index=index,
+                group_id=group_id,
             )
         )
         job.started(task, trace)

@@ -44,7 +44,13 @@ def _report(reporter: Reporter, event: Any, *, model: str | None, taskset_id: st
     if kind == "job_started":
         reporter.job_enter(event.job_id, name=event.name, group=event.group, taskset_id=taskset_id)
     elif kind == "rollout_started":
-        reporter.trace_enter(event.trace_id, job_id=event.job_id, task_slug=event.slug, model=model)
+        reporter.trace_enter(
+            event.trace_id,
+            job_id=event.job_id,
+            group_id=getattr(event, "group_id", None),
+            task_slug=event.slug,
+            model=model,
+        )
     elif kind == "step":
         from hud.telemetry import step_span
 

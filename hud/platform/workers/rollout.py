@@ -29,15 +29,24 @@ class _Renamed:
     """A `Reporter` front that reports the runner's trace under the submitted id and leaves
     the job (entered by the client) alone."""
 
-    def __init__(self, reporter: Any, trace_hex: str, metadata: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        reporter: Any,
+        trace_hex: str,
+        metadata: dict[str, Any] | None,
+        group_id: str | None = None,
+    ) -> None:
         self.reporter = reporter
         self.trace_hex = trace_hex
         self.metadata = metadata
+        self.group_id = group_id
 
     def job_enter(self, *_a: Any, **_k: Any) -> None:
         return None
 
     def trace_enter(self, _trace_id: str, **fields: Any) -> None:
+        # the submitted group (the client's), not this worker's one-row job's
+        fields["group_id"] = self.group_id
         self.reporter.trace_enter(self.trace_hex, **fields)
 
     def span(self, _trace_id: str, span: dict[str, Any]) -> None:
@@ -104,7 +113,10 @@ async def run(spec: dict[str, Any]) -> int:
     metadata = dict(spec.get("metadata") or {})
     if os.environ.get("HUD_WORKER_NODE"):  # the Ray node that ran it
         metadata["node"] = os.environ["HUD_WORKER_NODE"]
-    renamed = _Renamed(reporter, trace_hex, metadata)
+    group = spec.get("group_id")
+    renamed = _Renamed(
+        reporter, trace_hex, metadata, str(group).replace("-", "") if group else None
+    )
     try:
         runtime_spec = spec.get("runtime") or {}
         row = {
