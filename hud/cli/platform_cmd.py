@@ -75,10 +75,24 @@ def serve_command(
         metavar="ADDRESS",
     ),
     workers: int = typer.Option(
-        None, "--workers", min=1, help="Hosted rollouts running at once (default 8)."
+        None,
+        "--workers",
+        min=1,
+        help="Hosted rollouts running at once (default 8, or HUD_PLATFORM_WORKERS).",
     ),
     per_team: int = typer.Option(
-        None, "--per-team", min=1, help="Hosted rollouts of one team running at once."
+        None,
+        "--per-team",
+        min=1,
+        help="Hosted rollouts of one team running at once (default: --workers, or "
+        "HUD_PLATFORM_PER_TEAM).",
+    ),
+    max_queue: int = typer.Option(
+        None,
+        "--max-queue",
+        min=1,
+        help="Hosted rollouts that may wait; a submit past it is refused with 429 (default "
+        "10000, or HUD_PLATFORM_MAX_QUEUE).",
     ),
     session_idle: float = typer.Option(
         None,
@@ -130,6 +144,7 @@ def serve_command(
                     "ray": ray,
                     "workers": workers,
                     "per_team": per_team,
+                    "max_queue": max_queue,
                     "session_idle": session_idle,
                 },
             )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any, TypeVar
 from hud.platform.db import Database, redact_url
 
 T = TypeVar("T")
+log = logging.getLogger("hud.platform")
 STATE_FILE = "platform.json"
 DEFAULT_PORT = 8700
 
@@ -164,15 +167,27 @@ async def serve(
         sock.setblocking(False)
         bound = sock.getsockname()[1]
         url = f"http://{_url_host(host)}:{bound}"
-        data_dir.save_state(url=url, host=host, port=bound, pid=os.getpid(), db=data_dir.db_url(db))
+        # one id per data dir: the label of the containers this platform starts, so the next
+        # start on the same data removes what a crash left behind
+        instance = str(data_dir.state().get("instance") or uuid.uuid4().hex)
+        data_dir.save_state(
+            url=url, host=host, port=bound, pid=os.getpid(), db=data_dir.db_url(db),
+            instance=instance,
+        )  # fmt: skip
         app = create_app(
             database,
             device_interval=device_interval,
             data_dir=data_dir.path,
             registry=registry,
-            rollout_options=rollouts,
+            rollout_options={**(rollouts or {}), "instance": instance},
         )
         await app.state.builds.recover()  # builds a dead previous run left IN_PROGRESS
+        from hud.eval.runtimes.docker import SESSION_ENV
+
+        os.environ[SESSION_ENV] = app.state.rollouts.container_label()  # session containers
+        swept = await app.state.rollouts.recover()
+        if any(swept.values()):
+            log.warning("after a restart: %s", swept)
         config = uvicorn.Config(
             app,
             log_level=log_level,

@@ -88,6 +88,7 @@ def slow_or_solve(request: Recorded) -> Reply:
 
 #: Seconds without an open tunnel after which the test platform reaps a session.
 IDLE = 5
+TERMINAL = ("completed", "error", "cancelled")
 
 
 @pytest.fixture(scope="module")
@@ -163,8 +164,13 @@ def test_platform_placements_match_a_local_run(
 ) -> None:
     if cli == "official" and not HAVE_PEER:
         pytest.skip(f"official hud not installed at {PEER_HUD} (make peer)")
+    before = set(_job_traces(rt_platform, deployed["key"]))
     rewards = _eval(deployed, "hud" if placement == "hud" else None, ours=cli == "ours")
     assert rewards == local_rewards
+    # every trace carries its row's group (spec §5/§6), so the job shows its groups
+    [traces] = [t for j, t in _job_traces(rt_platform, deployed["key"]).items() if j not in before]
+    groups = {t["task_slug"]: t["group_id"] for t in traces}
+    assert all(groups.values()) and len(set(groups.values())) == len(ROWS), traces
     deadline = time.monotonic() + 30
     while session_containers(rt_platform) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -199,13 +205,13 @@ def test_session_api_tunnel_delete_and_reap(
     rt_platform: Platform, deployed: dict[str, Any]
 ) -> None:
     key = deployed["key"]
+    other = rt_platform.api(team_key(rt_platform))  # before: the session may idle IDLE s only
     with rt_platform.api(key) as api:
         missing = api.post("/runtime/sessions", json={"environment": "nope"})
         assert missing.status_code == 404, missing.text
         made = api.post("/runtime/sessions", json={"environment": "demo_env", "trace_id": "x"})
         assert made.status_code == 200, made.text
         sid = made.json()["id"]
-        other = rt_platform.api(team_key(rt_platform))
         assert other.delete(f"/runtime/sessions/{sid}").status_code == 404  # another team's
         other.close()
         hello = _hello_through_tunnel(rt_platform, key, sid)
@@ -282,3 +288,157 @@ def test_cancel_stops_hosted_rollouts_and_removes_containers(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# -- back-pressure and restarts (the module's platform restarted with other limits) ---------
+
+
+def _restart(platform: Platform, *args: str, sig: int | None = None, idle: int = IDLE) -> None:
+    import signal
+
+    platform.stop(sig if sig is not None else signal.SIGTERM)
+    platform.extra_args = ["--session-idle", str(idle), *args]
+    platform.start()
+
+
+def _submit(api: Any, model: str, name: str, job: str) -> Any:
+    import uuid
+
+    body = {"trace_id": str(uuid.uuid4()), "job_id": job, "env": "demo_env", "task": "mark",
+            "slug": f"mark-{name}", "args": {"name": name},
+            "agent": {"type": "openai_compatible", "config": {"model": model}}}  # fmt: skip
+    return api.post("/v2/rollouts/submit", json=body)
+
+
+def _wait_traces(api: Any, ids: list[str], until: Any, timeout: float = 300) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [api.get(f"/v2/trace/{t}").json() for t in ids]
+        if until(got):
+            return got
+        assert time.monotonic() < deadline, got
+        time.sleep(0.3)
+
+
+def _rollout_containers(platform: Platform) -> dict[str, str]:
+    """This platform's labelled containers: io.hud.session value -> container id."""
+    from hud.eval.runtimes.docker import SESSION_LABEL, docker_client
+
+    instance = json.loads((platform.data_dir / "platform.json").read_text())["instance"]
+    out = {}
+    for c in docker_client().containers.list(all=True, filters={"label": SESSION_LABEL}):
+        value = c.labels.get(SESSION_LABEL, "")
+        if value.startswith(f"hud-platform:{instance}:"):
+            out[value.rsplit(":", 1)[1]] = c.id
+    return out
+
+
+def test_back_pressure_per_team_limit_and_queue_refusal(
+    rt_platform: Platform, deployed: dict[str, Any]
+) -> None:
+    import uuid
+    from datetime import datetime
+
+    from hud.agents.factory import create_agent
+    from hud.platform.client.hosted import HostedRuntime
+    from hud.types.task import Task
+    from hud.types.trace import Trace
+
+    _restart(rt_platform, "--workers", "3", "--per-team", "2", "--max-queue", "3")
+    key = deployed["key"]
+    with rt_platform.api(key) as api:
+        # five quick rollouts, three workers, at most two of one team's at once
+        job = str(uuid.uuid4())
+        made = [_submit(api, deployed["model"], f"q{i}", job) for i in range(5)]
+        assert all(m.status_code == 200 for m in made), [m.text for m in made]
+        ids = [m.json()["trace_id"] for m in made]
+        done = _wait_traces(api, ids, lambda got: all(g["status"] in TERMINAL for g in got))
+        assert [g["reward"] for g in done] == [1.0] * 5, done
+        spans = sorted(
+            (datetime.fromisoformat(g[k].replace("Z", "+00:00")), +1 if k == "start_time" else -1)
+            for g in done
+            for k in ("start_time", "end_time")
+        )
+        at_once = most = 0
+        for _stamp, step in spans:
+            at_once += step
+            most = max(most, at_once)
+        assert 1 <= most <= 2, done
+
+        # two slow rollouts take the team's two slots; three wait; the sixth is refused
+        job = str(uuid.uuid4())
+        slow = [_submit(api, deployed["slow"], f"s{i}", job).json()["trace_id"] for i in range(2)]
+        _wait_traces(api, slow, lambda got: all(g["status"] == "running" for g in got))
+        waiting = [_submit(api, deployed["model"], f"w{i}", job) for i in range(3)]
+        assert all(w.status_code == 200 for w in waiting), [w.text for w in waiting]
+        refused = _submit(api, deployed["model"], "r", job)
+        assert refused.status_code == 429, refused.text
+        assert "queue is full (3 waiting)" in refused.json()["detail"]
+        assert refused.headers.get("retry-after")
+        stats = api.get("/v2/rollouts/stats").json()
+        assert (stats["queued"], stats["running"], stats["max_queue"]) == (3, 2, 3), stats
+
+        # our client turns the refusal into one clear line on the rollout
+        hosted = HostedRuntime(
+            "openai_compatible", api_url=rt_platform.url, api_key=key, submit_wait=0
+        )
+        agent = create_agent(
+            "openai_compatible", model=deployed["model"], config={"api_key": "sk-x"}
+        )
+        task = Task.model_validate({"env": "demo_env", "id": "mark", "args": {"name": "z"}})
+        run = asyncio.run(hosted.run_rollout(task, agent, job_id=job, group_id=None, trace=Trace()))
+        assert run.trace.status == "error"
+        [line] = [s.error for s in run.trace.steps if getattr(s, "error", None)]
+        assert line.startswith("submit refused (429): the rollout queue is full"), line
+
+        cancelled = api.post("/v2/rollouts/cancel_job", json={"job_id": job})
+        assert cancelled.status_code == 200, cancelled.text
+        deadline = time.monotonic() + 60
+        while session_containers(rt_platform) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert session_containers(rt_platform) == []
+
+
+def test_sigkill_mid_job_then_restart_resumes_the_queue(
+    rt_platform: Platform, deployed: dict[str, Any]
+) -> None:
+    import signal
+    import uuid
+
+    key = deployed["key"]
+    _restart(rt_platform, "--workers", "1", idle=600)  # the session lives until the kill
+    with rt_platform.api(key) as api:
+        session = api.post("/runtime/sessions", json={"environment": "demo_env"})
+        assert session.status_code == 200, session.text
+        job = str(uuid.uuid4())
+        slow = _submit(api, deployed["slow"], "slow", job).json()["trace_id"]
+        _wait_traces(api, [slow], lambda got: got[0]["status"] == "running")
+        queued = [_submit(api, deployed["model"], f"k{i}", job).json()["trace_id"] for i in (1, 2)]
+        deadline = time.monotonic() + 120
+        while uuid.UUID(slow).hex not in _rollout_containers(rt_platform):
+            assert time.monotonic() < deadline, "the slow rollout's container never started"
+            time.sleep(0.3)
+        before = _rollout_containers(rt_platform)
+        assert "session" in before
+
+    # mid-job: one rollout running, two queued, a session open
+    _restart(rt_platform, sig=signal.SIGKILL, idle=600)
+    with rt_platform.api(key) as api:
+        # the queued rollouts run; the running one runs again and says why
+        done = _wait_traces(api, queued, lambda got: all(g["status"] in TERMINAL for g in got))
+        assert [g["reward"] for g in done] == [1.0, 1.0], done
+        again = _wait_traces(api, [slow], lambda got: (got[0]["metadata"] or {}).get("retried"))
+        assert "restarted" in again[0]["metadata"]["retry_reason"], again
+        assert api.get(f"/runtime/sessions/{session.json()['id']}").status_code == 404
+        left = _rollout_containers(rt_platform)
+        assert not set(before.values()) & set(left.values()), (before, left)  # removed
+        cancelled = api.post("/v2/rollouts/cancel", json={"trace_id": slow})
+        assert cancelled.status_code == 200, cancelled.text
+        deadline = time.monotonic() + 60
+        while _rollout_containers(rt_platform) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert _rollout_containers(rt_platform) == {}
+        while (stats := api.get("/v2/rollouts/stats").json())["running"]:  # workers exiting
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.3)
+        assert stats["queued"] == 0, stats

@@ -160,6 +160,9 @@ def create_app(
         executor,
         concurrency=options.get("workers") or DEFAULT_CONCURRENCY,
         per_team=options.get("per_team"),
+        max_queue=options.get("max_queue"),
+        data_dir=data_dir,
+        instance=options.get("instance"),
     )
 
     @app.exception_handler(PlatformError)

@@ -32,6 +32,7 @@ class HostedRuntime:
         api_url: str | None = None,
         api_key: str | None = None,
         poll_interval: float = 2.0,
+        submit_wait: float = 600.0,
     ) -> None:
         from hud.settings import settings
 
@@ -42,6 +43,9 @@ class HostedRuntime:
         if not self.api_key:
             raise ValueError("hosted rollouts need HUD_API_KEY (run `hud login`)")
         self.poll_interval = poll_interval
+        #: Seconds a submit refused with 429/503 (the platform's queue is full) is retried
+        #: (after each ``Retry-After``) before the rollout fails with the platform's reason.
+        self.submit_wait = submit_wait
 
     def __repr__(self) -> str:
         return f"HostedRuntime({self.api_url!r})"
@@ -95,8 +99,11 @@ class HostedRuntime:
             try:
                 async with asyncio.timeout(rollout_timeout):
                     reply = await http.post("/v2/rollouts/submit", json=body)
-                    while reply.status_code in (429, 503):  # the queue is full: wait our turn
-                        await asyncio.sleep(_retry_after(reply))
+                    waited = 0.0
+                    while reply.status_code in (429, 503) and waited < self.submit_wait:
+                        pause = min(_retry_after(reply), self.submit_wait - waited)
+                        await asyncio.sleep(pause)  # the queue is full: wait our turn
+                        waited += pause
                         reply = await http.post("/v2/rollouts/submit", json=body)
                     if reply.status_code >= 300:
                         return _failed(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from hud.platform.db import deploy_schema as deploy_schema
 from hud.platform.db import gateway_schema as gateway_schema
+from hud.platform.db import rollouts_schema as rollouts_schema
 from hud.platform.db.schema import metadata
 
 __all__ = ["Database", "async_url", "metadata", "redact_url"]

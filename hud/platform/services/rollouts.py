@@ -9,6 +9,13 @@ Cancellation is read from the traces themselves (``/v2/rollouts/cancel*`` mark t
 ``cancelled``): a queued rollout is dropped, a running one's worker is stopped, which removes
 its container. A rollout whose worker was lost (its node died) runs again, at most
 ``retries`` times, and its trace's metadata says so; one that cannot run again errors.
+
+Every queued or running rollout has a row in ``hosted_rollouts`` (deleted when it ends), so a
+platform that restarts on the same data (after a crash or a SIGKILL) picks them up again
+(`RolloutService.recover`): queued rollouts run, rollouts that were running run again (their
+trace says they were retried, and why) or, past ``retries``, end ``error`` with the reason; the
+containers the platform's workers had started (labelled ``io.hud.session=hud-platform:<data
+dir instance>:…``) are removed. Worker processes die with the platform (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -17,23 +24,34 @@ import asyncio
 import contextlib
 import logging
 import os
+import tempfile
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
+from hud.platform.db.rollouts_schema import hosted_rollouts
 from hud.platform.db.schema import traces
-from hud.platform.services.common import run_id
+from hud.platform.services.common import now, run_id
 from hud.platform.services.errors import NotFound, PlatformError
 from hud.platform.services.identity import Identity
 
 log = logging.getLogger("hud.platform.rollouts")
 
+#: Hosted rollouts running at once (``--workers``).
 DEFAULT_CONCURRENCY = int(os.environ.get("HUD_PLATFORM_WORKERS", "8"))
+#: Hosted rollouts of one team running at once (``--per-team``; 0: as many as ``--workers``).
+DEFAULT_PER_TEAM = int(os.environ.get("HUD_PLATFORM_PER_TEAM", "0"))
+#: Hosted rollouts waiting at most (``--max-queue``); a submit past it gets a 429.
 DEFAULT_MAX_QUEUE = int(os.environ.get("HUD_PLATFORM_MAX_QUEUE", "10000"))
+#: The ``io.hud.session`` label value of the containers of this platform's workers and
+#: sessions starts with it, then the data dir's instance id.
+CONTAINER_LABEL_PREFIX = "hud-platform:"
+RESTARTED = "the platform restarted while it ran"
 #: How often the scheduler looks for cancelled traces (seconds).
 CANCEL_POLL = 0.5
 TERMINAL = ("completed", "error", "cancelled")
@@ -77,6 +95,8 @@ class Pending:
     queued_at: float = field(default_factory=time.monotonic)
     handle: Handle | None = None
     cancelled: bool = False
+    #: The spec's parts not stored (the environment's secrets), for `RolloutService.recover`.
+    registry_id: str | None = None
 
 
 class RolloutService:
@@ -89,17 +109,23 @@ class RolloutService:
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
         per_team: int | None = None,
-        max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue: int | None = None,
         retries: int = 2,
+        data_dir: Path | None = None,
+        instance: str | None = None,
     ) -> None:
+        from hud.platform.services.vault import Vault
+
         self.db = db
         self.runs = runs
         self.builds = builds
         self._executor = executor
         self.concurrency = max(1, concurrency)
-        self.per_team = per_team or self.concurrency
-        self.max_queue = max_queue
+        self.per_team = min(per_team or DEFAULT_PER_TEAM or self.concurrency, self.concurrency)
+        self.max_queue = max(1, max_queue or DEFAULT_MAX_QUEUE)
         self.retries = retries
+        self.instance = instance or uuid.uuid4().hex
+        self.vault = Vault(data_dir or Path(tempfile.mkdtemp(prefix="hud-rollouts-")))
         self.queue: deque[Pending] = deque()
         self.running: dict[uuid.UUID, Pending] = {}
         self._wake = asyncio.Event()
@@ -144,7 +170,7 @@ class RolloutService:
             parent_trace_id=body.get("parent_trace_id"),
             status="queued",
         )
-        spec = {
+        spec: dict[str, Any] = {
             "trace_id": tid.hex,
             "job_id": str(body["job_id"]),
             "group_id": body.get("group_id"),
@@ -159,7 +185,27 @@ class RolloutService:
             },
             "rollout_timeout": body.get("rollout_timeout"),
         }
-        self.queue.append(Pending(tid, ident.team_id, ident, spec, worker_env(base_url, key)))
+        stored = {**spec, "runtime": {"runtime_config": config}}  # no secrets in the row
+        stamp = now()
+        async with self.db.write() as conn:
+            await conn.execute(
+                hosted_rollouts.insert().values(
+                    trace_id=tid,
+                    team_id=ident.team_id,
+                    user_id=ident.user_id,
+                    job_id=run_id(str(body["job_id"])),
+                    state="queued",
+                    attempts=0,
+                    spec=stored,
+                    registry_id=str(runtime.get("registry_id") or latest["registry_id"]),
+                    key_enc=self.vault.seal(key),
+                    base_url=base_url,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+            )
+        env = worker_env(base_url, key, self.container_label(tid))
+        self.queue.append(Pending(tid, ident.team_id, ident, spec, env))
         self._ensure_loop()
         self._wake.set()
         return {"trace_id": str(tid), "status": "queued"}
@@ -171,7 +217,116 @@ class RolloutService:
             "running": len(self.running),
             "concurrency": self.concurrency,
             "per_team": self.per_team,
+            "max_queue": self.max_queue,
         }
+
+    def container_label(self, trace_id: uuid.UUID | None = None) -> str:
+        """The ``io.hud.session`` label of a rollout's (or, without one, a session's)
+        containers: the startup sweep removes this platform's leftovers by it."""
+        what = trace_id.hex if trace_id is not None else "session"
+        return f"{CONTAINER_LABEL_PREFIX}{self.instance}:{what}"
+
+    async def _set_state(self, item: Pending, state: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(hosted_rollouts)
+                .where(hosted_rollouts.c.trace_id == item.trace_id)
+                .values(
+                    state=state,
+                    attempts=item.attempts,
+                    spec={**item.spec, "runtime": {"runtime_config": _config(item.spec)}},
+                    updated_at=now(),
+                )
+            )
+
+    async def _forget(self, ids: list[uuid.UUID]) -> None:
+        if ids:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    delete(hosted_rollouts).where(hosted_rollouts.c.trace_id.in_(ids))
+                )
+
+    # -- after a restart -------------------------------------------------------------------
+    async def recover(self) -> dict[str, int]:
+        """The startup sweep (a platform restarted on the same data): this platform's
+        leftover containers are removed, rollouts that were running run again (or error past
+        ``retries``), queued ones are queued again, in submission order."""
+        removed = await asyncio.to_thread(remove_containers, CONTAINER_LABEL_PREFIX + self.instance)
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(select(hosted_rollouts).order_by(hosted_rollouts.c.created_at))
+            ).all()
+        counts = {"containers": removed, "queued": 0, "retried": 0, "failed": 0}
+        for row in rows:
+            ident = Identity(user_id=row.user_id, team_id=row.team_id)
+            spec = dict(row.spec)
+            attempts = int(row.attempts)
+            try:
+                if row.state == "running" and attempts > self.retries:
+                    await self.runs.trace_exit(
+                        ident,
+                        row.trace_id.hex,
+                        status="error",
+                        reward=0.0,
+                        error=f"{RESTARTED}, {attempts} time(s); not run again",
+                        metadata={"attempts": attempts},
+                    )
+                    await self._forget([row.trace_id])
+                    counts["failed"] += 1
+                    continue
+                status = (await self._statuses([row.trace_id])).get(row.trace_id)
+                if status in TERMINAL:  # finished (or cancelled) just before the crash
+                    await self._forget([row.trace_id])
+                    continue
+                secrets: dict[str, str] = {}
+                if row.registry_id:
+                    runtime = await self.builds.runtime(ident, row.registry_id)
+                    secrets = runtime.get("environment_variables") or {}
+                spec["runtime"] = {**(spec.get("runtime") or {}), "environment_variables": secrets}
+                key = self.vault.open(row.key_enc)
+            except Exception as exc:
+                log.error("rollout %s cannot run again: %s", row.trace_id, exc)
+                with contextlib.suppress(Exception):
+                    await self.runs.trace_exit(
+                        ident,
+                        row.trace_id.hex,
+                        status="error",
+                        reward=0.0,
+                        error=f"could not be run again after a platform restart: {exc}",
+                    )
+                await self._forget([row.trace_id])
+                counts["failed"] += 1
+                continue
+            item = Pending(
+                row.trace_id,
+                row.team_id,
+                ident,
+                spec,
+                worker_env(row.base_url, key, self.container_label(row.trace_id)),
+                attempts=attempts,
+            )
+            if row.state == "running":
+                item.spec["_lost"] = RESTARTED
+                await self._mark_retry(item)
+                counts["retried"] += 1
+            else:
+                counts["queued"] += 1
+            self.queue.append(item)
+        if self.queue:
+            self._ensure_loop()
+            self._wake.set()
+        return counts
+
+    async def _mark_retry(self, item: Pending) -> None:
+        """The trace of a rollout about to run again says so (and is queued) at once."""
+        meta = {"attempts": item.attempts, "retried": True, "retry_reason": item.spec["_lost"]}
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(traces)
+                .where(traces.c.id == item.trace_id, traces.c.status.in_(("queued", "running")))
+                .values(status="queued", metadata=meta)
+            )
+        await self._set_state(item, "queued")
 
     # -- scheduling ------------------------------------------------------------------------
     def _ensure_loop(self) -> None:
@@ -219,8 +374,13 @@ class RolloutService:
         except Exception as exc:  # the database hiccuped: look again next round
             log.warning("reading rollout statuses failed: %s", exc)
             return
-        if any(statuses.get(p.trace_id) == "cancelled" for p in self.queue):
+        dropped = [p.trace_id for p in self.queue if statuses.get(p.trace_id) == "cancelled"]
+        if dropped:
             self.queue = deque(p for p in self.queue if statuses.get(p.trace_id) != "cancelled")
+            try:
+                await self._forget(dropped)
+            except Exception as exc:  # the next start's sweep sees they were cancelled
+                log.warning("forgetting cancelled rollouts failed: %s", exc)
         for item in list(self.running.values()):
             if statuses.get(item.trace_id) == "cancelled" and not item.cancelled:
                 item.cancelled = True
@@ -239,6 +399,7 @@ class RolloutService:
                     "retried": True,
                     "retry_reason": item.spec.get("_lost", "worker lost"),
                 }
+            await self._set_state(item, "running")
             await self.runs.trace_enter(item.ident, item.trace_id.hex, status="running")
             spec = {k: v for k, v in item.spec.items() if not k.startswith("_")}
             item.handle = await self.executor.launch(spec, item.env)
@@ -252,6 +413,7 @@ class RolloutService:
                 log.warning("rollout %s lost (%s); running it again", item.trace_id, outcome.detail)
                 item.spec["_lost"] = outcome.detail or "worker lost"
                 item.handle = None
+                await self._set_state(item, "queued")
                 self.queue.appendleft(item)
                 requeued = True
                 return
@@ -277,6 +439,11 @@ class RolloutService:
         finally:
             if not requeued or self.running.get(item.trace_id) is item:
                 self.running.pop(item.trace_id, None)
+            if not requeued:
+                try:
+                    await self._forget([item.trace_id])
+                except Exception as exc:  # the next start's sweep finds its trace finished
+                    log.warning("forgetting rollout %s failed: %s", item.trace_id, exc)
             self._wake.set()
 
     async def aclose(self) -> None:
@@ -290,9 +457,38 @@ class RolloutService:
             await self.executor.aclose()
 
 
-def worker_env(base_url: str, key: str) -> dict[str, str]:
+def _config(spec: dict[str, Any]) -> Any:
+    return (spec.get("runtime") or {}).get("runtime_config")
+
+
+def remove_containers(prefix: str) -> int:
+    """Remove the containers (and networks) whose ``io.hud.session`` label starts with
+    ``prefix``: this platform's leftovers after a crash. None without a Docker daemon."""
+    from hud.eval.runtimes.docker import LABEL, SESSION_LABEL, DockerError, docker_client
+
+    try:
+        client = docker_client()
+    except DockerError:
+        return 0
+    removed = 0
+    for info in client.api.containers(all=True, filters={"label": LABEL}):
+        if str((info.get("Labels") or {}).get(SESSION_LABEL, "")).startswith(prefix):
+            with contextlib.suppress(Exception):
+                client.api.remove_container(info["Id"], force=True, v=True)
+                removed += 1
+    for net in client.api.networks(filters={"label": LABEL}):
+        if str((net.get("Labels") or {}).get(SESSION_LABEL, "")).startswith(prefix):
+            with contextlib.suppress(Exception):
+                client.api.remove_network(net["Id"])
+    return removed
+
+
+def worker_env(base_url: str, key: str, label: str | None = None) -> dict[str, str]:
     """What a worker process sees: the platform's URLs and the team's key, nothing else of
-    this process's environment beyond what Python and Docker need (no provider keys)."""
+    this process's environment beyond what Python and Docker need (no provider keys), and
+    the label its containers carry (``label``)."""
+    from hud.eval.runtimes.docker import SESSION_ENV
+
     base = base_url.rstrip("/")
     env = {
         "HUD_API_URL": base,
@@ -303,6 +499,8 @@ def worker_env(base_url: str, key: str) -> dict[str, str]:
         "HUD_TELEMETRY_ENABLED": "1",
         "HUD_CLI_ANALYTICS_ENABLED": "0",
     }
+    if label:
+        env[SESSION_ENV] = label
     for name in ("PATH", "HOME", "PYTHONPATH", "DOCKER_HOST", "DOCKER_CONFIG", "TMPDIR", "LANG"):
         if os.environ.get(name):
             env[name] = os.environ[name]

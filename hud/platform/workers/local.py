@@ -13,6 +13,7 @@ import tempfile
 from typing import Any
 
 from hud.platform.services.rollouts import Outcome
+from hud.platform.workers.ray import die_with_parent
 
 #: Seconds a cancelled worker gets to remove its container before it is killed (its
 #: containers are then removed by the Docker watchdog).
@@ -65,6 +66,7 @@ class LocalExecutor:
             stdout=asyncio.subprocess.DEVNULL,
             env=base,
             cwd=self._workdir,
+            preexec_fn=die_with_parent,  # a killed platform takes its workers along
         )
 
     async def _refill(self) -> None:

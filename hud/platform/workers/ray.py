@@ -23,7 +23,7 @@ from hud.platform.services.rollouts import Outcome
 GRACE = 4.0
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     import ctypes
     import signal
 
@@ -47,7 +47,7 @@ def run_rollout_process(spec_json: str, env: dict[str, str]) -> int:
         [sys.executable, "-m", "hud.platform.workers.rollout"],
         stdin=subprocess.PIPE,
         env={**env, "HUD_WORKER_NODE": node or ""},
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     try:
         assert proc.stdin is not None
