@@ -99,6 +99,13 @@ def _p(value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def _cell(value: Any) -> str:
+    """A custom column's value: text as it is, anything else as short JSON."""
+    if value is None:
+        return ""
+    return cut(value, 40) if isinstance(value, str) else short_json(value, 40)
+
+
 def short_json(value: Any, size: int = 80) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
@@ -405,7 +412,7 @@ def _tasks(
                 link(ctx.url(f"/environments/{t['env']}"), t["env"]),
                 esc(t["task_id"]),
                 f'<span class="mono sub">{esc(short_json(t.get("args") or {}))}</span>',
-                *[esc(short_json((t.get("columns") or {}).get(n), 40)) for n in column_names],
+                *[esc(_cell((t.get("columns") or {}).get(n))) for n in column_names],
                 f"{c.attempts:,}" if c else "0",
                 fmt_reward(c.mean) if c else "–",
                 str(t.get("version") or 1),
