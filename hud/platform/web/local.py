@@ -73,8 +73,15 @@ class LocalSource:
     def _runs(self, record: JobRecord) -> list[dict[str, Any]]:
         return self._parsed(record).rows
 
-    def _row(self, record: JobRecord) -> JobRow:
-        figures = self._parsed(record).figures()
+    def _row(self, record: JobRecord, *, listing: bool = False) -> JobRow:
+        summary = record.summary
+        if listing and record.status != "running" and isinstance(summary.get("run_count"), int):
+            # a finished job's job.json holds its figures: a list of big jobs reads no runs.jsonl
+            runs, errors = summary["run_count"], int(summary.get("error_count") or 0)
+            reward = summary.get("mean_reward_excluding_errors")
+        else:
+            figures = self._parsed(record).figures()
+            runs, errors, reward = figures.runs, figures.errors, figures.reward
         total = record.summary.get("total") or record.config.get("total")
         slugs = record.config.get("slugs")
         group = record.config.get("group")
@@ -85,10 +92,10 @@ class LocalSource:
             name=record.name,
             status=record.effective_status,
             created_at=record.created_at,
-            runs=figures.runs,
+            runs=runs,
             total=total if isinstance(total, int) else None,
-            errors=figures.errors,
-            reward=figures.reward,
+            errors=errors,
+            reward=reward if isinstance(reward, (int, float)) else None,
         )
 
     def _open(self, job_id: str) -> JobRecord | None:
@@ -111,7 +118,7 @@ class LocalSource:
             records = [r for r in records if needle in r.name.lower() or bare in r.job_id.lower()]
         if status:
             records = [r for r in records if r.effective_status == status]
-        shown = [self._row(r) for r in records[offset : offset + limit]]
+        shown = [self._row(r, listing=True) for r in records[offset : offset + limit]]
         return JobsPage(shown, len(records), offset, limit)
 
     async def job(self, job_id: str) -> JobDetail | None:
