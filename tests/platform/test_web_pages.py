@@ -85,6 +85,13 @@ def seed(platform: Platform, key: str) -> dict[str, Any]:
     return {"job": str(uuid.UUID(job)), "name": name, "traces": traces, "failed": failed}
 
 
+def rollout_rewards(page: str) -> list[str]:
+    """The reward column of a job page's rollouts table, top to bottom."""
+    body = page[page.index('<table class="grid rollouts">') :]
+    body = body[: body.index("</table>")]
+    return re.findall(r'<td class="num">([\d.–]+)</td><td class="num">', body)
+
+
 @pytest.fixture(scope="module")
 def seeded(platform: Platform) -> dict[str, Any]:
     key = platform.new_key("--name", "web-pages")
@@ -160,6 +167,9 @@ def test_job_page_figures_match_python(platform: Platform, seeded: dict[str, Any
         mean = sum(rewards) / (len(rewards) + 1)  # the errored rollout counts as 0
         assert f"{mean:.3f}" in page
         assert "Rollouts (14)" in page and "boom &lt;b&gt;" in page
+        for sort, first, last in (("reward", "0.000", "–"), ("-reward", "1.000", "–")):
+            rows = rollout_rewards(client.get(f"/jobs/{seeded['job']}", params={"sort": sort}).text)
+            assert (rows[0], rows[-1]) == (first, last), (sort, rows)
         errors = client.get(f"/jobs/{seeded['job']}", params={"status": "error"}).text
         assert "Rollouts (1)" in errors and seeded["failed"][:8] in errors
 

@@ -67,6 +67,14 @@ def test_jobs_job_and_trace_pages(view: HudView, record: dict[str, Any]) -> None
         assert 'id="spread-plot"' in page and "<circle" in page  # groups of 2 have a spread
         for run in report["runs"]:
             assert f"/web/trace/{run['trace_id']}" in page
+        best = http.get(f"/jobs/{job_id}", params={"sort": "-reward"}).text
+        worst = http.get(f"/jobs/{job_id}", params={"sort": "reward"}).text
+        cells = r'<td class="num">([\d.]+)</td><td class="num">'
+
+        def first_reward(html: str) -> str:
+            return re.findall(cells, html[html.index('class="grid rollouts"') :])[0]
+
+        assert (first_reward(best), first_reward(worst)) == ("1.000", "0.000")
 
         run = report["runs"][0]
         trace = http.get(f"/trace/{run['trace_id']}")

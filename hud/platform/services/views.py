@@ -225,7 +225,7 @@ class ViewService:
         )
 
     async def rollouts(
-        self, ident: Identity, job_id: str, *, status: str, offset: int, limit: int
+        self, ident: Identity, job_id: str, *, status: str, sort: str, offset: int, limit: int
     ) -> RolloutsPage | None:
         jid = _uuid(job_id)
         if jid is None:
@@ -251,7 +251,7 @@ class ViewService:
                         traces.c.end_time,
                     )
                     .where(*where)
-                    .order_by(traces.c.created_at, traces.c.id)
+                    .order_by(*_rollout_order(sort))
                     .limit(limit)
                     .offset(offset)
                 )
@@ -373,10 +373,16 @@ class TeamSource:
         return await self.service.job(self.ident, job_id)
 
     async def rollouts(
-        self, job_id: str, *, status: str = "", offset: int = 0, limit: int = 50
+        self,
+        job_id: str,
+        *,
+        status: str = "",
+        sort: str = "",
+        offset: int = 0,
+        limit: int = 50,
     ) -> RolloutsPage | None:
         return await self.service.rollouts(
-            self.ident, job_id, status=status, offset=offset, limit=limit
+            self.ident, job_id, status=status, sort=sort, offset=offset, limit=limit
         )
 
     async def trace(self, trace_id: str) -> TraceView | None:
@@ -393,6 +399,16 @@ def usage_text(spent: dict[str, Any]) -> str:
     if spent.get("cost") is not None:
         text += f" · ${spent['cost']:.4f}"
     return text
+
+
+def _rollout_order(sort: str) -> list[Any]:
+    """ORDER BY of the rollouts table: run order, or by reward with unrewarded ones last."""
+    reward = traces.c.reward
+    if sort == "reward":
+        return [reward.is_(None), reward, traces.c.created_at, traces.c.id]
+    if sort == "-reward":
+        return [reward.is_(None), reward.desc(), traces.c.created_at, traces.c.id]
+    return [traces.c.created_at, traces.c.id]
 
 
 def _step_number(step: dict[str, Any]) -> int:

@@ -155,8 +155,17 @@ class ViewSource(Protocol):
     async def job(self, job_id: str) -> JobDetail | None: ...
 
     async def rollouts(
-        self, job_id: str, *, status: str = "", offset: int = 0, limit: int = 50
-    ) -> RolloutsPage | None: ...
+        self,
+        job_id: str,
+        *,
+        status: str = "",
+        sort: str = "",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> RolloutsPage | None:
+        """``sort``: "" (the order they ran or finished), ``reward`` (lowest first) or
+        ``-reward`` (highest first); rollouts without a reward come last."""
+        ...
 
     async def trace(self, trace_id: str) -> TraceView | None: ...
 

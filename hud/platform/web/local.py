@@ -150,7 +150,13 @@ class LocalSource:
         )
 
     async def rollouts(
-        self, job_id: str, *, status: str = "", offset: int = 0, limit: int = 50
+        self,
+        job_id: str,
+        *,
+        status: str = "",
+        sort: str = "",
+        offset: int = 0,
+        limit: int = 50,
     ) -> RolloutsPage | None:
         record = self._open(job_id)
         if record is None:
@@ -162,6 +168,11 @@ class LocalSource:
             rows = [r for r in rows if r.get("is_error")]
         elif status:
             rows = [r for r in rows if r.get("status") == status and not r.get("is_error")]
+        if sort in ("reward", "-reward"):
+            sign = -1.0 if sort == "-reward" else 1.0
+            unrewarded = [r for r in rows if r.get("is_error") or r.get("status") == "running"]
+            rewarded = [r for r in rows if not (r.get("is_error") or r.get("status") == "running")]
+            rows = sorted(rewarded, key=lambda r: sign * _reward(r)) + unrewarded
         items = [
             RolloutRow(
                 trace_id=str(r.get("trace_id") or ""),

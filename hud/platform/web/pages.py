@@ -40,6 +40,12 @@ LIVE_SECONDS = 3
 TEXT_LIMIT = 100_000
 #: Groups listed under the spread plot (the widest first).
 GROUP_ROWS = 10
+#: Orders of the rollouts table: (value, label).
+ROLLOUT_SORTS = {
+    "": "run order",
+    "reward": "lowest reward first",
+    "-reward": "highest reward first",
+}
 ROLLOUT_STATUSES = ("completed", "error", "cancelled", "running", "queued")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
@@ -103,7 +109,9 @@ def jobs_page(
 
 
 # -- one job -----------------------------------------------------------------------------------
-def job_page(ctx: Ctx, detail: JobDetail, rollouts: RolloutsPage, *, status: str = "") -> str:
+def job_page(
+    ctx: Ctx, detail: JobDetail, rollouts: RolloutsPage, *, status: str = "", sort: str = ""
+) -> str:
     job = detail.job
     title = job.name or f"Job {short(job.id)}"
     runs = f"{job.runs:,}" + (f" / {job.total:,}" if job.total else "")
@@ -132,7 +140,14 @@ def job_page(ctx: Ctx, detail: JobDetail, rollouts: RolloutsPage, *, status: str
             )
         )
     live = '<p class="live">Live: this job is running.</p>' if detail.live else ""
-    body = [head, live, cards, kv(facts), _plots(detail), _rollouts(ctx, job.id, rollouts, status)]
+    body = [
+        head,
+        live,
+        cards,
+        kv(facts),
+        _plots(detail),
+        _rollouts(ctx, job.id, rollouts, status, sort),
+    ]
     return layout(
         ctx, title, "".join(body), active="jobs", live=LIVE_SECONDS if detail.live else None
     )
@@ -207,16 +222,21 @@ def _plots(detail: JobDetail) -> str:
     return f'<h2>Rewards</h2><div class="two">{left}{right}</div>{below}'
 
 
-def _rollouts(ctx: Ctx, job_id: str, page: RolloutsPage, status: str) -> str:
+def _rollouts(ctx: Ctx, job_id: str, page: RolloutsPage, status: str, sort: str) -> str:
     path = f"/jobs/{job_id}"
     options = ['<option value="">any status</option>'] + [
         f'<option value="{attr(s)}"{" selected" if s == status else ""}>{esc(s)}</option>'
         for s in ROLLOUT_STATUSES
     ]
+    orders = [
+        f'<option value="{attr(k)}"{" selected" if k == sort else ""}>{esc(v)}</option>'
+        for k, v in ROLLOUT_SORTS.items()
+    ]
     form = (
         f'<form class="filters" method="get" action="{attr(ctx.url(path))}">'
         f'<select name="status" aria-label="Rollout status">{"".join(options)}</select>'
-        '<button type="submit">Filter</button></form>'
+        f'<select name="sort" aria-label="Order">{"".join(orders)}</select>'
+        '<button type="submit">Show</button></form>'
     )
     rows = []
     for r in page.items:
@@ -248,7 +268,12 @@ def _rollouts(ctx: Ctx, job_id: str, page: RolloutsPage, status: str) -> str:
         cls="grid rollouts",
     )
     more = pager(
-        ctx, path, offset=page.offset, limit=page.limit, total=page.total, query={"status": status}
+        ctx,
+        path,
+        offset=page.offset,
+        limit=page.limit,
+        total=page.total,
+        query={"status": status, "sort": sort},
     )
     return f'<h2 id="rollouts">Rollouts ({page.total:,})</h2>{form}{grid}{more}'
 

@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 
 from hud.platform.web.data import ViewSource
 from hud.platform.web.kit import SECURITY_HEADERS, Ctx, asset, message_page
-from hud.platform.web.pages import ROLLOUT_STATUSES, job_page, jobs_page, trace_page
+from hud.platform.web.pages import (
+    ROLLOUT_SORTS,
+    ROLLOUT_STATUSES,
+    job_page,
+    jobs_page,
+    trace_page,
+)
 
 #: Rows a jobs or rollouts page shows.
 PAGE_SIZE = 50
@@ -81,12 +87,15 @@ async def dispatch(source: ViewSource, ctx: Ctx, path: str, query: Mapping[str, 
         status = query.get("status") or ""
         if status not in ROLLOUT_STATUSES:
             status = ""
+        sort = query.get("sort") or ""
+        if sort not in ROLLOUT_SORTS:
+            sort = ""
         rollouts = await source.rollouts(
-            parts[1], status=status, offset=_int(query, "offset"), limit=PAGE_SIZE
+            parts[1], status=status, sort=sort, offset=_int(query, "offset"), limit=PAGE_SIZE
         )
         if rollouts is None:
             return not_found(ctx, "job")
-        return html_reply(job_page(ctx, detail, rollouts, status=status))
+        return html_reply(job_page(ctx, detail, rollouts, status=status, sort=sort))
     if len(parts) == 2 and parts[0] in ("trace", "traces") and _ID.match(parts[1]):
         trace = await source.trace(parts[1])
         if trace is None:
