@@ -208,26 +208,26 @@ def seed(platform: Platform, key: str) -> tuple[str, str]:
 
 
 def seed_taskset(platform: Platform, key: str) -> str:
-    """A taskset three agents ran (three attempts a task), for its leaderboard."""
+    """A taskset three agents ran twice (two attempts a task each time), for its leaderboard."""
     rng = random.Random(5)
     agents = (("claude-sonnet-4-6", 0.78), ("gpt-5-mini", 0.62), ("demo-model", 0.41))
     with platform.api(key) as api:
         taskset = api.post("/v2/tasksets", json={"name": "signup-bugs"}).json()["id"]
         difficulty = [rng.random() for _ in range(24)]
-        for model, skill in agents:
-            job = uuid.uuid4().hex
-            enter = {"name": f"signup-bugs (24 tasks) (3 times) {model}", "group": 3,
-                     "taskset_id": taskset}  # fmt: skip
-            api.post(f"/v2/trace/job/{job}/enter", json=enter)
-            for t, hard in enumerate(difficulty):
-                for _ in range(3):
-                    tid = uuid.uuid4().hex
-                    body = {"job_id": job, "task_slug": f"bug-{t:02d}", "model": model}
-                    api.post(f"/v2/trace/{tid}/enter", json=body)
-                    reward = float(rng.random() < skill * (1.4 - hard))
-                    api.post(
-                        f"/v2/trace/{tid}/exit", json={"status": "completed", "reward": reward}
-                    )
+        for round_, gain in ((1, 0.8), (2, 1.0)):
+            for model, skill in agents:
+                job = uuid.uuid4().hex
+                enter = {"name": f"signup-bugs round {round_} · {model}", "group": 2,
+                         "taskset_id": taskset}  # fmt: skip
+                api.post(f"/v2/trace/job/{job}/enter", json=enter)
+                for t, hard in enumerate(difficulty):
+                    for _ in range(2):
+                        tid = uuid.uuid4().hex
+                        body = {"job_id": job, "task_slug": f"bug-{t:02d}", "model": model}
+                        api.post(f"/v2/trace/{tid}/enter", json=body)
+                        reward = float(rng.random() < gain * skill * (1.4 - hard))
+                        done = {"status": "completed", "reward": reward}
+                        api.post(f"/v2/trace/{tid}/exit", json=done)
     return taskset
 
 

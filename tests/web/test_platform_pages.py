@@ -250,6 +250,10 @@ def test_leaderboard_and_paired_comparison(signed_in: Any, world: dict[str, Any]
     assert first[5].startswith(f"{100 * a['pass3'][0]:.1f}%")
     assert (first[7], first[8], second[8]) == ("4", "12", "12")  # cancelled/running: not counted
     assert tab.locator("#leaderboard-plot svg circle.mean").count() == 2
+    # runs over time: each job's mean reward per agent (the partial job has no finished run)
+    assert tab.locator("#trend-plot svg circle.trend").count() == 2
+    job_row = tab.locator("section#leaderboard table.jobs tbody tr", has_text="arith agent-a")
+    assert job_row.locator("td").all_inner_texts()[2:] == ["agent-a", "12", f"{7.5 / 12:.3f}"]
 
     tab.select_option("select[name=a]", "agent-b")
     tab.select_option("select[name=b]", "agent-a")

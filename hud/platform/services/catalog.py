@@ -283,18 +283,51 @@ class CatalogService:
     async def taskset_jobs(
         self, ident: Identity, taskset_id: str, *, limit: int = 20
     ) -> list[dict[str, Any]]:
-        """The newest jobs that ran the taskset."""
+        """The newest jobs that ran the taskset, each with ``runs``: per agent, its finished
+        rollouts and their mean reward (counted as the leaderboard counts them)."""
         tid = parse_uuid(taskset_id, "taskset")
         async with self.db.read() as conn:
             rows = (
                 await conn.execute(
                     select(jobs.c.id, jobs.c.name, jobs.c.created_at)
                     .where(jobs.c.team_id == ident.team_id, jobs.c.taskset_id.in_(_id_forms([tid])))
-                    .order_by(jobs.c.created_at.desc())
+                    .order_by(jobs.c.created_at.desc(), jobs.c.id)
                     .limit(limit)
                 )
             ).all()
-        return [{"id": str(r.id), "name": r.name, "created_at": iso(r.created_at)} for r in rows]
+            runs: dict[uuid.UUID, list[dict[str, Any]]] = {}
+            if rows:
+                grouped = (
+                    await conn.execute(
+                        select(
+                            traces.c.job_id,
+                            traces.c.model,
+                            func.count(),
+                            func.avg(func.coalesce(traces.c.reward, 0.0)),
+                        )
+                        .where(
+                            traces.c.job_id.in_([r.id for r in rows]),
+                            traces.c.team_id == ident.team_id,
+                            traces.c.status.in_(FINISHED),
+                            traces.c.task_slug.is_not(None),
+                        )
+                        .group_by(traces.c.job_id, traces.c.model)
+                        .order_by(traces.c.job_id, traces.c.model)
+                    )
+                ).all()
+                for job, model, n, mean in grouped:
+                    runs.setdefault(job, []).append(
+                        {"agent": model or NO_MODEL, "rollouts": int(n), "mean": float(mean or 0.0)}
+                    )
+        return [
+            {
+                "id": str(r.id),
+                "name": r.name,
+                "created_at": iso(r.created_at),
+                "runs": runs.get(r.id, []),
+            }
+            for r in rows
+        ]
 
     async def leaderboard(
         self, ident: Identity, taskset_id: str, *, threshold: float = stats.SUCCESS

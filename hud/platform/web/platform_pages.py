@@ -236,19 +236,7 @@ def _leaderboard(
     )
     methods = f'<p class="sub methods">{esc(METHODS.format(threshold=board.threshold))}</p>'
     compare = _compare(ctx, path, board, a, b)
-    recent = ""
-    if jobs:
-        recent = "<h2>Recent jobs</h2>" + table(
-            ["Job", "Created"],
-            [
-                [
-                    link(ctx.url(f"/jobs/{j['id']}"), j.get("name") or j["id"]),
-                    fmt_time(j.get("created_at")),
-                ]
-                for j in jobs
-            ],
-            cls="grid jobs",
-        )
+    recent = _runs_over_time(ctx, jobs) if jobs else ""
     return (
         f'<section id="leaderboard">{grid}{methods}'
         f'<div class="two">{plot}{compare}</div>{recent}</section>'
@@ -305,6 +293,86 @@ def forest_plot(
         )
     out.append("</svg>")
     return "".join(out)
+
+
+def _runs_over_time(ctx: Ctx, jobs: Sequence[Mapping[str, Any]]) -> str:
+    """The newest jobs, oldest first: each agent's mean reward per job, plotted and listed."""
+    ordered = list(reversed(jobs))
+    series: dict[str, list[tuple[int, float, str]]] = {}
+    rows = []
+    for i, job in enumerate(ordered):
+        label = job.get("name") or job["id"]
+        for run in job.get("runs") or []:
+            series.setdefault(run["agent"], []).append((i, run["mean"], label))
+    for job in jobs:
+        runs = job.get("runs") or [{"agent": "–", "rollouts": 0, "mean": None}]
+        for run in runs:
+            rows.append(
+                [
+                    link(ctx.url(f"/jobs/{job['id']}"), cut(job.get("name") or job["id"], 60)),
+                    fmt_time(job.get("created_at")),
+                    f'<span class="agent">{esc(run["agent"])}</span>',
+                    f"{run['rollouts']:,}",
+                    fmt_reward(run["mean"]),
+                ]
+            )
+    grid = table(
+        ["Job", "Created", "Agent / model", ("Rollouts", "num"), ("Mean reward", "num")],
+        rows,
+        cls="grid jobs",
+    )
+    plot = ""
+    if len(ordered) > 1 and series:
+        plot = (
+            '<div class="card plot" id="trend-plot"><h2>Mean reward per job, over time</h2>'
+            f'{trend_plot(series, len(ordered))}<p class="sub">Each point: an agent\'s mean reward'
+            " over its finished rollouts in one job; the newest jobs, oldest first.</p></div>"
+        )
+    return f"<h2>Runs over time</h2>{plot}<details open><summary>Jobs</summary>{grid}</details>"
+
+
+def trend_plot(
+    series: Mapping[str, Sequence[tuple[int, float, str]]],
+    slots: int,
+    *,
+    width: int = 720,
+    height: int = 180,
+) -> str:
+    """One polyline per agent through its (slot, value, hover label) points; slots are jobs in
+    time order. Series take the classes ``s0``…``s5`` (colours), a legend follows."""
+    pad_l, pad_r, pad_t, pad_b = 40, 16, 10, 24
+    plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
+    top = max([1.0, *(v for points in series.values() for _, v, _ in points)])
+
+    def x(i: int) -> float:
+        return pad_l + (plot_w * i / (slots - 1) if slots > 1 else plot_w / 2)
+
+    def y(v: float) -> float:
+        return pad_t + plot_h * (1 - v / top)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}"'
+        f' height="{height}" role="img" aria-label="Mean reward per job over time">'
+    ]
+    for v in (0.0, top / 2, top):
+        out.append(
+            f'<line class="grid-line" x1="{pad_l}" y1="{y(v):.1f}" x2="{width - pad_r}"'
+            f' y2="{y(v):.1f}"/><text x="{pad_l - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
+            f"{v:.2g}</text>"
+        )
+    legend = []
+    for n, (agent, points) in enumerate(list(series.items())[:6]):
+        klass = f"s{n}"
+        path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v, _ in points)
+        out.append(f'<polyline class="trend {klass}" points="{path}"/>')
+        for i, v, label in points:
+            out.append(
+                f'<circle class="trend {klass}" cx="{x(i):.1f}" cy="{y(v):.1f}" r="3.5">'
+                f"<title>{esc(agent)} · {esc(cut(label, 60))}: {v:.3f}</title></circle>"
+            )
+        legend.append(f'<span class="key {klass}">{esc(agent)}</span>')
+    out.append("</svg>")
+    return "".join(out) + f'<p class="legend">{" ".join(legend)}</p>'
 
 
 def _options(agents: Sequence[str], chosen: str) -> str:
