@@ -383,3 +383,21 @@ def test_another_team_gets_404_pages(world: dict[str, Any]) -> None:
         key_id = mine.split("/keys/", 1)[1].split("/revoke", 1)[0]
         assert rival.post(f"/web/keys/{key_id}/revoke").status_code == 404
         assert owner.get("/v2/auth/me").status_code == 200
+
+
+def test_a_running_build_page_refreshes_itself() -> None:
+    from hud.platform.web.kit import Ctx
+    from hud.platform.web.platform_pages import environment_page
+
+    env = {"id": str(uuid.uuid4()), "name": "plain", "latest_build": None}
+    build = {"id": str(uuid.uuid4()), "version": 3, "status": "IN_PROGRESS"}
+    log = [(1_700_000_000_000, "Step 1/4 : FROM <base>")]
+    running = environment_page(
+        Ctx(), env, [build], total=1, offset=0, limit=50, shown=build, log=log, log_cut=False
+    )
+    assert 'data-live="3"' in running and "Step 1/4 : FROM &lt;base&gt;" in running
+    done = environment_page(
+        Ctx(), env, [{**build, "status": "SUCCEEDED"}], total=1, offset=0, limit=50,
+        shown={**build, "status": "SUCCEEDED"}, log=log, log_cut=False,
+    )  # fmt: skip
+    assert "data-live" not in done

@@ -44,6 +44,8 @@ METHODS = (
     " error; a missing reward is 0) of the jobs that ran this taskset; the agent is the model"
     " the rollout reported."
 )
+#: Build statuses whose page refreshes itself (the log grows).
+BUILDING = ("PENDING", "IN_PROGRESS", "MIGRATING", "CANCELLING")
 PAIRED_METHODS = (
     "Per shared task, d = A's mean reward − B's. Mean of d with a 95% Student t interval; wins,"
     " ties and losses by the sign of d; p-values: exact two-sided sign test (ties dropped) and"
@@ -607,7 +609,12 @@ def environment_page(
     parts.append(pager(ctx, path, offset=offset, limit=limit, total=total))
     if shown is not None:
         parts.append(_log(shown, log, log_cut))
-    return layout(ctx, env["name"], "".join(parts), active="environments")
+    building = shown is not None and shown.get("status") in BUILDING
+    if building:
+        parts.insert(1, '<p class="live">Live: this build is running; its log follows.</p>')
+    return layout(
+        ctx, env["name"], "".join(parts), active="environments", live=3 if building else None
+    )
 
 
 def _arg_names(template: Mapping[str, Any]) -> Any:
