@@ -4,22 +4,23 @@ computed in SQL (checked against the same figures computed in Python)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from hud.platform.web.data import group_stats, histogram
 from tests.agents.fakes import FakeProvider, Reply
-from tests.platform.gateway_helpers import add_upstream
 from tests.platform.helpers import Platform, requires_extra
 
 pytestmark = [requires_extra]
 
+T = TypeVar("T")
 GROUPS = {"g1": [0.0, 0.25, 0.5, 1.0], "g2": [1.0, 1.0, 1.0, 1.0], "g3": [0.0, 0.0, 0.5, 0.5]}
 
 
@@ -85,6 +86,25 @@ def seed(platform: Platform, key: str) -> dict[str, Any]:
     return {"job": str(uuid.UUID(job)), "name": name, "traces": traces, "failed": failed}
 
 
+def admin(platform: Platform, work: Callable[[Any, Any], Awaitable[T]]) -> T:
+    """Run ``work(identities, gateway)`` on the platform's database with the library the
+    `hud platform team|key|upstream` commands run (in process: a CLI process costs seconds on
+    a busy machine)."""
+    from hud.platform.server import DataDir, open_database
+    from hud.platform.services import IdentityService
+    from hud.platform.services.gateway import GatewayService
+
+    async def main() -> T:
+        where = DataDir.at(platform.data_dir)
+        db = await open_database(where, platform.db)
+        try:
+            return await work(IdentityService(db), GatewayService(db, where.path))
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
 def rollout_rewards(page: str) -> list[str]:
     """The reward column of a job page's rollouts table, top to bottom."""
     body = page[page.index('<table class="grid rollouts">') :]
@@ -94,7 +114,7 @@ def rollout_rewards(page: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def seeded(platform: Platform) -> dict[str, Any]:
-    key = platform.new_key("--name", "web-pages")
+    key = admin(platform, lambda ids, _gw: ids.create_key(name="web-pages"))[0]
     return {"key": key, **seed(platform, key)}
 
 
@@ -137,15 +157,19 @@ def test_another_teams_job_is_404_and_revoking_ends_sessions(
     platform: Platform, seeded: dict[str, Any]
 ) -> None:
     team = f"web-other-{uuid.uuid4().hex[:6]}"
-    assert platform.hud("team", "add", team).returncode == 0
-    key = platform.new_key("--team", team)
+
+    async def rival(ids: Any, _gw: Any) -> str:
+        await ids.create_team(team)
+        return (await ids.create_key(team=team))[0]
+
+    key = admin(platform, rival)
     with sign_in(platform, key) as other:
         assert seeded["name"] not in other.get("/jobs").text
         job = other.get(f"/jobs/{seeded['job']}")
         assert job.status_code == 404 and "Not found" in job.text
         trace = other.get(f"/trace/{seeded['traces']['g1-0']}")
         assert trace.status_code == 404 and "web-seed" not in trace.text
-        assert platform.hud("key", "revoke", key).returncode == 0
+        admin(platform, lambda ids, _gw: ids.revoke_key(key))
         after = other.get("/jobs")  # the cookie is still signed, but its key is revoked
         assert after.status_code == 401 and "revoked" in after.text
     with sign_in(platform, seeded["key"]) as mine:
@@ -187,7 +211,13 @@ def test_gateway_usage_on_trace_and_job_pages(platform: Platform, seeded: dict[s
     model = f"web-{uuid.uuid4().hex[:8]}"
     trace = seeded["traces"]["g2-0"]
     with FakeProvider(script=[Reply(text="hi", usage=(21, 9))]) as fake:
-        add_upstream(platform, "openai_compatible", f"{fake.url}/v1", model)
+        admin(
+            platform,
+            lambda _ids, gw: gw.add_upstream(
+                f"up-{model}", provider="openai_compatible", base_url=f"{fake.url}/v1",
+                api_key=None, models_=[model],
+            ),
+        )  # fmt: skip
         body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
         with platform.api(seeded["key"]) as api:
             reply = api.post("/gateway/chat/completions", json=body, headers={"Trace-Id": trace})

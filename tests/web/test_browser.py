@@ -41,7 +41,7 @@ def live() -> Iterator[dict[str, Any]]:
     (project / "official.py").write_text(
         "from env import add\n\ntasks = [add(a=2, b=2), add(a=3, b=4)]\n"
     )
-    key = platform.new_key("--name", "browser")
+    key = platform.admin_key or platform.new_key("--name", "browser")
     provider = FakeProvider(handler=answer)
     provider.__enter__()
     try:
