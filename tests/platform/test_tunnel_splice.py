@@ -22,6 +22,7 @@ websockets = pytest.importorskip("websockets")
 
 from hud.platform.api.splice import EXTENSION, Upstream, protocol_class  # noqa: E402
 from hud.platform.client.runtime import HUDRuntime  # noqa: E402
+from hud.platform.wsframe import FrameError, FrameReader  # noqa: E402
 
 KEY = "hud_test-key"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
@@ -115,6 +116,8 @@ async def tunnel_server(splicing: bool) -> AsyncIterator[tuple[str, Container]]:
         lifespan="off",
         ws=protocol_class() if splicing else "websockets-sansio",
         ws_per_message_deflate=False,
+        ws_ping_interval=0.05,  # keepalive pings during the tests: the forwarder answers
+        ws_ping_timeout=20,
     )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
@@ -255,3 +258,75 @@ async def test_hud_runtime_forwarder(proxied: bool, monkeypatch: pytest.MonkeyPa
                 assert await _line(reader) == b""
             writer.close()
     proxy_server.close()
+
+
+def _frames(masked: bool, *, big: bool) -> list[tuple[int, bytes, bytes]]:
+    """(opcode, payload, serialized by the websockets library) of assorted frames."""
+    from websockets.frames import Frame, Opcode
+
+    out = []
+    for opcode, size in [(Opcode.BINARY, 0), (Opcode.BINARY, 5), (Opcode.TEXT, 125),
+                         (Opcode.PING, 7), (Opcode.BINARY, 126), (Opcode.CONT, 65535),
+                         (Opcode.PONG, 0), (Opcode.BINARY, 65536), (Opcode.CLOSE, 2),
+                         (Opcode.BINARY, 200_000 if big else 300)]:  # fmt: skip
+        payload = os.urandom(size)
+        fin = opcode is not Opcode.TEXT or size != 125  # one unfinished message: CONT follows
+        wire = Frame(opcode, payload, fin=fin).serialize(mask=masked, extensions=[])
+        out.append((int(opcode), payload, wire))
+    return out
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["from-client", "from-server"])
+@pytest.mark.parametrize("piece", [1, 3, 1007, 1 << 20])
+def test_frame_reader_against_websockets(masked: bool, piece: int) -> None:
+    frames = _frames(masked, big=piece > 3)
+    data: list[bytes] = []
+    control: list[tuple[int, bytes]] = []
+    reader = FrameReader(
+        masked=masked, on_data=data.append, on_control=lambda op, p: control.append((op, p))
+    )
+    wire = b"".join(w for _, _, w in frames)
+    for i in range(0, len(wire), piece):  # pieces across frame boundaries
+        reader.feed(wire[i : i + piece])
+    assert b"".join(data) == b"".join(p for op, p, _ in frames if op < 8)
+    assert control == [(op, p) for op, p, _ in frames if op >= 8]
+
+
+@pytest.mark.parametrize(
+    ("wire", "masked"),
+    [
+        (b"\x82\x05hello", True),  # a client frame without a mask
+        (b"\x82\x85abcd" + b"x" * 5, False),  # a server frame with one
+        (b"\xc2\x00", False),  # RSV1: no extension was negotiated
+        (b"\x83\x00", False),  # opcode 3
+        (b"\x09\x00", False),  # a fragmented ping
+        (b"\x89\x7e\x00\x7e" + b"x" * 126, False),  # a 126-byte ping
+    ],
+)
+def test_frame_reader_refuses_bad_frames(wire: bytes, masked: bool) -> None:
+    reader = FrameReader(masked=masked, on_data=lambda _d: None, on_control=lambda *_a: None)
+    with pytest.raises(FrameError):
+        reader.feed(wire)
+
+
+async def test_spliced_websocket_answers_pings_and_refuses_bad_frames() -> None:
+    async with tunnel_server(True) as (base, _container):
+        url = base.replace("http://", "ws://") + "/runtime/tunnels/s1"
+        async with websockets.connect(url, additional_headers=HEADERS) as ws:
+            await ws.send(b"first\n")
+            assert await _read_until(ws, b"\n") == b"token:first\n"
+            pong = await ws.ping(b"are you there")
+            await asyncio.wait_for(pong, 30)
+        # an unmasked frame from a client: close 1002
+        port = int(base.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /runtime/tunnels/s1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer " + KEY.encode()
+                     + b"\r\n\r\n")  # fmt: skip
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert head.startswith(b"HTTP/1.1 101")
+        writer.write(b"\x82\x06first\n")
+        rest = await asyncio.wait_for(reader.read(), 30)  # until the server hangs up
+        assert rest.endswith(b"\x88\x02\x03\xea"), rest  # close, 1002
+        writer.close()

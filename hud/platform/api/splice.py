@@ -6,9 +6,11 @@ wake-up and a pause/resume of the socket; a tunnel needs none of that: once the 
 authenticated the WebSocket and opened the container connection, :class:`SplicingProtocol`
 (uvicorn's websockets-sansio protocol plus a scope extension) writes each data frame's payload
 straight into the container's transport, and :class:`Upstream` (that connection's protocol)
-writes each chunk it reads straight back as a binary frame. The websockets state machine still
-parses every frame (pings, close handshake, UTF-8 of text frames, size limit); each side's
-reading pauses while the other side's write buffer is full.
+writes each chunk it reads straight back as a binary frame. Frames are read and written by
+hud/platform/wsframe.py (payloads streamed, pings answered, uvicorn's keepalive fed, the close
+handshake completed); the websockets state machine keeps doing the handshake (and the frames
+of the rare connection whose client sent some before the splice). Each side's reading pauses
+while the other side's write buffer is full.
 
 Under another ASGI server the extension is absent and the app pumps the same `Upstream`
 through ASGI messages instead (:meth:`Upstream.pump`).
@@ -141,6 +143,10 @@ class Upstream(asyncio.Protocol):
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _drop(_data: bytes) -> None:
+    pass
+
+
 def protocol_class() -> Any:
     """The WebSocket protocol for uvicorn's ``ws`` setting: :class:`SplicingProtocol`, or
     ``"auto"`` when this uvicorn has no websockets-sansio protocol to build it on."""
@@ -153,14 +159,59 @@ def protocol_class() -> Any:
 def _splicing_protocol() -> type:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     from websockets.exceptions import InvalidState
-    from websockets.frames import Frame
+    from websockets.frames import Frame, Opcode
     from websockets.http11 import Request
+
+    from hud.platform.wsframe import (
+        BINARY,
+        CLOSE,
+        PING,
+        PONG,
+        FrameError,
+        FrameReader,
+        close_payload,
+        frame,
+    )
 
     class SplicingProtocol(WebSocketsSansIOProtocol):
         """uvicorn's websockets-sansio WebSocket protocol that an app can splice (see the
         module docstring)."""
 
         upstream: Upstream | None = None
+        reader: FrameReader | None = None  # once spliced: frames are read here
+        received = 0  # data_received calls (the first is the handshake request)
+
+        def data_received(self, data: bytes) -> None:
+            if self.reader is None:
+                self.received += 1
+                super().data_received(data)
+                return
+            try:
+                self.reader.feed(data)
+            except FrameError as exc:
+                self.logger.debug("tunnel: %s", exc)
+                self.transport.write(frame(CLOSE, close_payload(1002), mask=False))
+                self.transport.close()
+
+        def _control(self, opcode: int, payload: bytes) -> None:
+            if opcode == PING:
+                self.transport.write(frame(PONG, payload, mask=False))
+                return
+            if opcode == PONG:
+                handle_pong = getattr(self, "handle_pong", None)  # uvicorn's keepalive
+                if handle_pong is not None:
+                    handle_pong(Frame(Opcode.PONG, payload))
+                return
+            if self.reader is not None:  # CLOSE: nothing comes after it
+                self.reader.on_data = _drop
+            if self.close_sent:  # the reply to our close frame
+                timer = getattr(self, "close_timer", None)
+                if timer is not None:
+                    timer.cancel()
+                    self.close_timer = None
+            else:  # the client closes: echo its code
+                self.transport.write(frame(CLOSE, payload[:2], mask=False))
+            self.transport.close()
 
         def handle_connect(self, event: Request) -> None:
             super().handle_connect(event)
@@ -179,7 +230,19 @@ def _splicing_protocol() -> type:
                     upstream.write(
                         data if data is not None else (message.get("text") or "").encode()
                     )
-            upstream.attach(self._send)
+            if (
+                self.received == 1
+                and not self.conn.reader.buffer
+                and not self.transport.is_closing()
+            ):
+                # Nothing came after the handshake request (uvicorn passes exactly that):
+                # the websockets parser stands at a frame boundary, frames are read here.
+                self.reader = FrameReader(
+                    masked=True, on_data=upstream.write, on_control=self._control
+                )
+                upstream.attach(self._send_frame)
+            else:
+                upstream.attach(self._send)
             if not self.writable.is_set() and upstream.transport is not None:
                 upstream.transport.pause_reading()  # the client is not reading
             if self.read_paused:
@@ -197,6 +260,10 @@ def _splicing_protocol() -> type:
             except InvalidState:
                 return
             self.transport.write(b"".join(self.conn.data_to_send()))
+
+        def _send_frame(self, data: bytes) -> None:
+            if not (self.close_sent or self.disconnected):
+                self.transport.write(frame(BINARY, data, mask=False))
 
         def _pause_reading(self, paused: bool) -> None:
             if self.transport.is_closing():

@@ -6,9 +6,9 @@ tunnel) becomes one WebSocket ``/runtime/tunnels/<id>`` carrying raw bytes in bi
 on exit the listener closes and ``DELETE /runtime/sessions/<id>`` ends the session.
 
 Each local connection is spliced to its WebSocket at the transport level (:class:`_Local` and
-:class:`_Tunnel`: the websockets sans-I/O client frames the bytes, no task or queue per
-frame, each side's reading paused while the other's write buffer is full); through an HTTP or
-SOCKS proxy the websockets asyncio client carries them instead.
+:class:`_Tunnel`: the websockets sans-I/O client opens it, hud/platform/wsframe.py frames the
+bytes, no task or queue per frame, each side's reading paused while the other's write buffer
+is full); through an HTTP or SOCKS proxy the websockets asyncio client carries them instead.
 """
 
 from __future__ import annotations
@@ -24,12 +24,20 @@ from typing import Any
 
 import httpx
 from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
-from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from hud.eval.runtime import Runtime
+from hud.platform.wsframe import (
+    BINARY,
+    CLOSE,
+    PING,
+    PONG,
+    FrameError,
+    FrameReader,
+    close_payload,
+    frame,
+)
 from hud.protocol.errors import HudError
 
 log = logging.getLogger("hud.platform.runtime")
@@ -283,7 +291,8 @@ class _Local(asyncio.Protocol):
 
 class _Tunnel(asyncio.Protocol):
     """A tunnel's WebSocket (``Authorization: Bearer``, no compression, no size limit,
-    keepalive pings), framing with the websockets sans-I/O client."""
+    keepalive pings): the websockets sans-I/O client does the opening handshake, then frames
+    are read and written by hud/platform/wsframe.py."""
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         self.url = url
@@ -294,11 +303,14 @@ class _Tunnel(asyncio.Protocol):
         self.local: _Local | None = None
         self.loop = asyncio.get_running_loop()
         self.opened = self.loop.create_future()
+        self.head = bytearray()  # what came before the handshake's end
+        self.reader: FrameReader | None = None  # once open
         self.timers: list[asyncio.TimerHandle] = []
         self.pong: bytes | None = None
-        self.closing = False
+        self.close_sent = False
 
     async def open(self, local: _Local) -> None:
+        self.local = local
         context = ssl.create_default_context() if self.uri.secure else None
         await self.loop.create_connection(
             lambda: self,
@@ -307,7 +319,6 @@ class _Tunnel(asyncio.Protocol):
             ssl=context,
             server_hostname=self.uri.host if context else None,
         )
-        self.local = local
         await self.opened
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -316,30 +327,59 @@ class _Tunnel(asyncio.Protocol):
         for name, value in self.headers.items():
             request.headers[name] = value
         self.conn.send_request(request)
-        self._flush()
+        self._write(b"".join(self.conn.data_to_send()))
 
     def data_received(self, data: bytes) -> None:
+        if self.reader is not None:
+            try:
+                self.reader.feed(data)
+            except FrameError as exc:
+                log.debug("tunnel %s: %s", self.url, exc)
+                self._write(frame(CLOSE, close_payload(1002), mask=True))
+                self.abort()
+            return
+        self.head += data
         self.conn.receive_data(data)
         for event in self.conn.events_received():
-            if isinstance(event, Response):
-                if self.conn.handshake_exc is not None:
-                    self._fail(self.conn.handshake_exc)
-                elif not self.opened.done():
-                    self.opened.set_result(None)
-                    self._schedule_ping()
-            elif not isinstance(event, Frame):
+            if not isinstance(event, Response):
                 continue
-            elif event.opcode in (Opcode.BINARY, Opcode.TEXT, Opcode.CONT):
-                if self.local is not None:
-                    payload = event.data
-                    self.local.write(payload if isinstance(payload, bytes) else bytes(payload))
-            elif event.opcode is Opcode.PONG and bytes(event.data) == self.pong:
+            if self.conn.handshake_exc is not None:
+                self._fail(self.conn.handshake_exc)
+                return
+            # Open: the bytes after the response's head are frames, read from now on here.
+            end = self.head.find(b"\r\n\r\n") + 4
+            rest, self.head = bytes(self.head[end:]), bytearray()
+            self.reader = FrameReader(masked=False, on_data=self._data, on_control=self._control)
+            if not self.opened.done():
+                self.opened.set_result(None)
+            self.timers.append(self.loop.call_later(PING_INTERVAL, self._ping))
+            if rest:
+                self.data_received(rest)
+            return
+        if len(self.head) > 1 << 16:
+            self._fail(ConnectionError("no WebSocket handshake response"))
+
+    def _data(self, payload: bytes) -> None:
+        if self.local is not None:
+            self.local.write(payload)
+
+    def _control(self, opcode: int, payload: bytes) -> None:
+        if opcode == PING:
+            self._write(frame(PONG, payload, mask=True))
+        elif opcode == PONG:
+            if payload == self.pong:
                 self.pong = None
-        self._flush()
+        else:  # the server closes (or answers our close): complete the handshake, hang up
+            local, self.local = self.local, None  # nothing comes after a close frame
+            if local is not None:
+                local.close()
+            if not self.close_sent:
+                self.close_sent = True
+                self._write(frame(CLOSE, payload[:2], mask=True))
+            if self.transport is not None:
+                self.transport.close()
 
     def eof_received(self) -> bool:
-        self.conn.receive_eof()
-        self._flush()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -364,37 +404,23 @@ class _Tunnel(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _flush(self) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        for chunk in self.conn.data_to_send():
-            if chunk:
-                self.transport.write(chunk)
-            elif self.transport.can_write_eof():
-                self.transport.write_eof()
-        if self.conn.close_expected() and not self.closing:
-            # the server closes TCP after the closing handshake; do it if it does not
-            self.closing = True
-            self.timers.append(self.loop.call_later(PING_TIMEOUT, self.abort))
-
-    def _schedule_ping(self) -> None:
-        self.timers.append(self.loop.call_later(PING_INTERVAL, self._ping))
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def _ping(self) -> None:
-        if self.conn.state is not State.OPEN:
+        if self.close_sent:
             return
         if self.pong is not None:  # the last ping went unanswered
             self.abort()
             return
         self.pong = os.urandom(4)
-        self.conn.send_ping(self.pong)
-        self._flush()
+        self._write(frame(PING, self.pong, mask=True))
         self.timers.append(self.loop.call_later(PING_TIMEOUT, self._ping))
 
     def send(self, data: bytes) -> None:
-        if self.conn.state is State.OPEN:
-            self.conn.send_binary(data)
-            self._flush()
+        if self.reader is not None and not self.close_sent:
+            self._write(frame(BINARY, data, mask=True))
 
     def pause_reading(self, paused: bool) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -405,11 +431,14 @@ class _Tunnel(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self) -> None:
-        if self.conn.state is State.OPEN:
-            self.conn.send_close(1000)
-            self._flush()
-        elif self.transport is not None:
-            self.transport.close()
+        """The closing handshake (the server then hangs up; after `PING_TIMEOUT` we do)."""
+        if self.reader is None or self.close_sent:
+            if self.transport is not None and self.reader is None:
+                self.transport.close()
+            return
+        self.close_sent = True
+        self._write(frame(CLOSE, close_payload(1000), mask=True))
+        self.timers.append(self.loop.call_later(PING_TIMEOUT, self.abort))
 
     def abort(self) -> None:
         if self.transport is not None:
