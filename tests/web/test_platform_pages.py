@@ -289,6 +289,12 @@ def test_tasks_environment_and_build_log(signed_in: Any, world: dict[str, Any]) 
     for i in range(1, 5):
         assert f"add-{i}" in text
     assert "hard" in text and '"hard"' not in text  # a custom column, as text
+    tab.locator("table.tasks a.colval:text('hard')").first.click()  # filter on its value
+    tab.wait_for_url("**val=hard**")
+    shown = tab.locator("table.tasks tbody tr").all_inner_texts()
+    assert [row.split()[0] for row in shown] == ["add-3", "add-4"]
+    tab.click("p.filter a:text('show all')")
+    tab.wait_for_selector("table.tasks tbody tr:nth-child(4)")
     tab.locator("table.tasks a:text('plain')").first.click()
     tab.wait_for_selector("table.builds")
     assert world["env_id"] in tab.locator("dl.kv").inner_text()

@@ -101,11 +101,12 @@ def _p(value: float | None) -> str:
     return f"{value:.3f}"
 
 
-def _cell(value: Any) -> str:
-    """A custom column's value: text as it is, anything else as short JSON."""
-    if value is None:
+def _column_link(ctx: Ctx, path: str, name: str, text: str | None) -> str:
+    """A custom column's value (text, as the service gives it) linking to the tasks showing it."""
+    if not text:
         return ""
-    return cut(value, 40) if isinstance(value, str) else short_json(value, 40)
+    href = ctx.url(path, tab="tasks", col=name, val=text)
+    return f'<a class="colval" href="{attr(href)}">{esc(cut(text, 40))}</a>'
 
 
 def short_json(value: Any, size: int = 80) -> str:
@@ -157,6 +158,7 @@ def taskset_page(
     a: str = "",
     b: str = "",
     jobs: Sequence[Mapping[str, Any]] = (),
+    column: tuple[str, str] | None = None,
 ) -> str:
     path = f"/tasksets/{taskset['id']}"
     head = _h(taskset["name"], [(ctx.url("/tasksets"), "Tasksets")])
@@ -171,7 +173,7 @@ def taskset_page(
     )
     tabs = _tabs(ctx, path, tab, [("leaderboard", "Leaderboard"), ("tasks", "Tasks")])
     if tab == "tasks":
-        content = _tasks(ctx, path, board, tasks, tasks_total, query, offset, limit)
+        content = _tasks(ctx, path, board, tasks, tasks_total, query, offset, limit, column)
     else:
         content = _leaderboard(ctx, path, board, a, b, jobs)
     body = f"{head}{facts}{tabs}{content}"
@@ -466,6 +468,7 @@ def _tasks(
     query: str,
     offset: int,
     limit: int,
+    column: tuple[str, str] | None = None,
 ) -> str:
     totals = board.task_totals()
     column_names: list[str] = []
@@ -482,7 +485,10 @@ def _tasks(
                 link(ctx.url(f"/environments/{t['env']}"), t["env"]),
                 esc(t["task_id"]),
                 f'<span class="mono sub">{esc(short_json(t.get("args") or {}))}</span>',
-                *[esc(_cell((t.get("columns") or {}).get(n))) for n in column_names],
+                *[
+                    _column_link(ctx, path, n, (t.get("columns") or {}).get(n))
+                    for n in column_names
+                ],
                 f"{c.attempts:,}" if c else "0",
                 fmt_reward(c.mean) if c else "–",
                 str(t.get("version") or 1),
@@ -500,14 +506,25 @@ def _tasks(
             ("Version", "num"),
         ],
         rows,
-        empty="No tasks match." if query else "No tasks yet: upload some with `hud sync tasks`.",
+        empty="No tasks match."
+        if query or column
+        else "No tasks yet: upload some with `hud sync tasks`.",
         cls="grid tasks",
     )
-    more = pager(
-        ctx, path, offset=offset, limit=limit, total=total, query={"q": query, "tab": "tasks"}
-    )
-    search = _search(ctx, path, query, "Search tasks", {"tab": "tasks"})
-    return f'<section id="tasks">{search}{grid}{more}</section>'
+    keep = {"q": query, "tab": "tasks"}
+    hidden = {"tab": "tasks"}
+    note = ""
+    if column is not None:
+        keep.update(col=column[0], val=column[1])
+        hidden.update(col=column[0], val=column[1])
+        clear = link(ctx.url(path, tab="tasks", q=query), "show all")
+        note = (
+            f'<p class="filter">Only tasks whose <b>{esc(column[0])}</b> is'
+            f" <b>{esc(cut(column[1], 60))}</b> ({clear}).</p>"
+        )
+    more = pager(ctx, path, offset=offset, limit=limit, total=total, query=keep)
+    search = _search(ctx, path, query, "Search tasks", hidden)
+    return f'<section id="tasks">{search}{note}{grid}{more}</section>'
 
 
 # -- environments --------------------------------------------------------------------------------

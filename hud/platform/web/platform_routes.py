@@ -110,10 +110,13 @@ def router() -> APIRouter:
             items: list[dict[str, Any]] = []
             total = 0
             recent: list[dict[str, Any]] = []
+            name, value = _text(query, "col", 200), query.get("val", "")[:2000]
+            column = (name, value) if name and value else None
             if tab == "tasks":
                 items, total = await catalog.taskset_tasks(
-                    viewer.ident, taskset_id, search=q, limit=PAGE_SIZE, offset=offset
-                )
+                    viewer.ident, taskset_id, search=q, column=column, limit=PAGE_SIZE,
+                    offset=offset,
+                )  # fmt: skip
             else:
                 recent = await catalog.taskset_jobs(viewer.ident, taskset_id, limit=10)
         except NotFound:
@@ -121,7 +124,7 @@ def router() -> APIRouter:
         html = taskset_page(
             viewer.ctx, board.taskset, board, tab=tab, tasks=items, tasks_total=total,
             query=q, offset=offset, limit=PAGE_SIZE, a=_text(query, "a", 200),
-            b=_text(query, "b", 200), jobs=recent,
+            b=_text(query, "b", 200), jobs=recent, column=column,
         )  # fmt: skip
         return page(html)
 
