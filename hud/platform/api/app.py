@@ -117,6 +117,7 @@ def create_app(
         builds,
         device,
         gateway,
+        ingest,
         models,
         rollouts,
         runtime,
@@ -189,6 +190,7 @@ def create_app(
     async def healthz() -> dict[str, bool]:
         return {"ok": True}
 
+    ingest.add_routes(app)
     app.include_router(v2.router)
     app.include_router(builds.router)
     app.include_router(tasksets.router)

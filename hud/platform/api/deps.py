@@ -19,15 +19,15 @@ async def current_identity(request: Request) -> Identity:
     return await request.app.state.identity.authenticate(bearer(request))
 
 
-def identity_service(request: Request) -> IdentityService:
+async def identity_service(request: Request) -> IdentityService:
     return request.app.state.identity
 
 
-def run_service(request: Request) -> RunService:
+async def run_service(request: Request) -> RunService:
     return request.app.state.runs
 
 
-def device_service(request: Request) -> DeviceService:
+async def device_service(request: Request) -> DeviceService:
     return request.app.state.device
 
 

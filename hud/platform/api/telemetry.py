@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from hud.platform.api.deps import Caller, Runs
+from hud.platform.api.ingest import answer, caller, parse
 from hud.platform.urls import TELEMETRY_PREFIX
 
 router = APIRouter(prefix=TELEMETRY_PREFIX)
@@ -19,9 +19,15 @@ class Upload(BaseModel):
     telemetry: list[dict[str, Any]]
 
 
-@router.post("/trace/{trace_id}/telemetry-upload")
-async def telemetry_upload(trace_id: str, body: Upload, caller: Caller, runs: Runs) -> dict:
-    return {"accepted": await runs.upload_spans(caller, trace_id, body.telemetry)}
+async def telemetry_upload(request: Request) -> Response:
+    """``POST /telemetry/trace/<id>/telemetry-upload`` (registered on the app by
+    `hud.platform.api.ingest.add_routes`)."""
+    trace_id = request.path_params["trace_id"]
+    ident = await caller(request)
+    body = parse(Upload, await request.body())
+    return answer(
+        {"accepted": await request.app.state.runs.upload_spans(ident, trace_id, body.telemetry)}
+    )
 
 
 @router.post("/sdk-events/cli", status_code=204)

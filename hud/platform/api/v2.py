@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hud.platform.api.deps import Caller, Identities, Limit, Offset, Runs
+from hud.platform.api.ingest import answer, caller, parse, problems
 from hud.platform.api.telemetry import Upload
+from hud.platform.services import NotFound, PlatformError, RunService
 
 router = APIRouter(prefix="/v2")
 
@@ -104,33 +106,41 @@ async def create_project(
     return await identities.create_project(caller, body.name, body.description)
 
 
-@router.post("/trace/job/{job_id}/enter")
-async def job_enter(job_id: str, body: JobEnter, caller: Caller, runs: Runs) -> dict[str, Any]:
-    return await runs.job_enter(
-        caller, job_id, name=body.name, group=body.group, taskset_id=body.taskset_id
+# -- run reporting (§5): registered on the app by `hud.platform.api.ingest.add_routes` -----
+async def job_enter(request: Request) -> Response:
+    job_id = request.path_params["job_id"]
+    ident = await caller(request)
+    body = parse(JobEnter, await request.body())
+    runs: RunService = request.app.state.runs
+    return answer(
+        await runs.job_enter(
+            ident, job_id, name=body.name, group=body.group, taskset_id=body.taskset_id
+        )
     )
 
 
-@router.post("/trace/{trace_id}/enter")
-async def trace_enter(
-    trace_id: str, body: TraceEnter, caller: Caller, runs: Runs
-) -> dict[str, Any]:
-    return await runs.trace_enter(caller, trace_id, **body.model_dump())
+async def trace_enter(request: Request) -> Response:
+    trace_id = request.path_params["trace_id"]
+    ident = await caller(request)
+    body = parse(TraceEnter, await request.body())
+    runs: RunService = request.app.state.runs
+    return answer(await runs.trace_enter(ident, trace_id, **body.model_dump()))
 
 
-@router.post("/trace/{trace_id}/exit")
-async def trace_exit(trace_id: str, body: TraceExit, caller: Caller, runs: Runs) -> dict[str, Any]:
-    return await runs.trace_exit(caller, trace_id, **body.model_dump())
+async def trace_exit(request: Request) -> Response:
+    trace_id = request.path_params["trace_id"]
+    ident = await caller(request)
+    body = parse(TraceExit, await request.body())
+    runs: RunService = request.app.state.runs
+    return answer(await runs.trace_exit(ident, trace_id, **body.model_dump()))
 
 
-@router.post("/reports")
-async def reports(body: Reports, caller: Caller, runs: Runs) -> dict[str, Any]:
+async def reports(request: Request) -> Response:
     """Many §5 reports in one request (our reporter's batched form of job enter, trace
     enter/exit and span upload); one result per item, in order."""
-    from pydantic import ValidationError
-
-    from hud.platform.services import PlatformError
-
+    ident = await caller(request)
+    body = parse(Reports, await request.body())
+    runs: RunService = request.app.state.runs
     results: list[dict[str, Any] | None] = [None] * len(body.items)
     ops: list[tuple[str, str, Any]] = []
     where: list[int] = []
@@ -142,19 +152,17 @@ async def reports(body: Reports, caller: Caller, runs: Runs) -> dict[str, Any]:
                 model = _REPORT_BODIES[item.kind].model_validate(item.body or {})
                 fields = model.model_dump()
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            loc = ".".join(str(p) for p in problem.get("loc", ())) or "body"
-            results[i] = {"status": 422, "detail": f"{loc}: {problem.get('msg')}"}
+            results[i] = {"status": 422, "detail": problems(exc.errors()[:1])}
             continue
         ops.append((item.kind, item.id, fields))
         where.append(i)
-    for i, outcome in zip(where, await runs.report(caller, ops), strict=True):
+    for i, outcome in zip(where, await runs.report(ident, ops), strict=True):
         if isinstance(outcome, PlatformError):
-            status = 404 if type(outcome).__name__ == "NotFound" else 422
+            status = 404 if isinstance(outcome, NotFound) else 422
             results[i] = {"status": status, "detail": outcome.message}
         else:
             results[i] = {"status": 200}
-    return {"results": results}
+    return answer({"results": results})
 
 
 @router.get("/trace/{trace_id}")

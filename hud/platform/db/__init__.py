@@ -68,6 +68,8 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._kwargs = kwargs
+        self._async_commit: AsyncEngine | None = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -81,13 +83,22 @@ class Database:
         server itself may lose the last fraction of a second of reports, a crash of the
         platform loses nothing committed. SQLite runs WAL with ``synchronous=NORMAL`` always."""
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                if not durable:
-                    await conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            async with (self.engine if durable else self._async_commit_engine()).begin() as conn:
                 yield conn
             return
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
+
+    def _async_commit_engine(self) -> AsyncEngine:
+        """PostgreSQL connections whose sessions run ``synchronous_commit=off`` (set when they
+        connect, so a transaction costs no extra round trip)."""
+        if self._async_commit is None:
+            self._async_commit = create_async_engine(
+                self.url,
+                **self._kwargs,
+                connect_args={"server_settings": {"synchronous_commit": "off"}},
+            )
+        return self._async_commit
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
@@ -96,6 +107,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._async_commit is not None:
+            await self._async_commit.dispose()
 
 
 def alembic_config(connection: Any = None) -> Any:

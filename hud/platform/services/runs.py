@@ -9,12 +9,15 @@ cancelled trace stays cancelled when its exit arrives later (its reward is still
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, null, select, update
+from sqlalchemy import JSON, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hud.platform.db import Database
@@ -36,37 +39,6 @@ def _parse_time(text: Any) -> datetime | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-
-
-def _refuse(
-    group: dict[uuid.UUID, Any], accepted: set[uuid.UUID], results: list[Any], what: str
-) -> None:
-    for tid, (slots, _rows) in group.items():
-        if tid not in accepted:
-            for i in slots:
-                results[i] = NotFound(f"{what} {tid} not found")
-
-
-def _enter_row(fields: dict[str, Any], jid: uuid.UUID | None) -> dict[str, Any]:
-    parent = fields.get("parent_trace_id")
-    return {
-        "job_id": jid,
-        "group_id": _cut(fields.get("group_id"), 64),
-        "task_slug": _cut(fields.get("task_slug"), 500),
-        "model": _cut(fields.get("model"), 200),
-        "parent_trace_id": run_id(parent) if parent else None,
-    }
-
-
-def _exit_row(fields: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "status": fields.get("status"),
-        "reward": fields.get("reward"),
-        "error": fields.get("error"),
-        "evaluation_result": fields.get("evaluation_result"),
-        "stop_reason": _cut(fields.get("stop_reason"), 64),
-        "metadata": fields.get("metadata"),
-    }
 
 
 def _cut(value: str | None, size: int) -> str | None:
@@ -110,10 +82,11 @@ def job_status(counts: dict[str, int]) -> str:
 class RunService:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._ingest = _Ingest(db)
 
     # -- reporting (§5) ---------------------------------------------------------------------
-    # Each report is one or two statements: an upsert guarded by the team (``RETURNING`` no
-    # row = the id belongs to another team) and, where a parent must exist, a lookup first.
+    # Every report goes through `_Ingest`: concurrent reports share one transaction (group
+    # commit), and each caller gets its answer only once that transaction is committed.
     async def job_enter(
         self,
         ident: Identity,
@@ -123,304 +96,57 @@ class RunService:
         group: int | None = None,
         taskset_id: str | None = None,
     ) -> dict[str, Any]:
-        async with self.db.write(durable=False) as conn:
-            return await self._job_enter(conn, ident, job_id, name, group, taskset_id)
+        fields = {"name": name, "group": group, "taskset_id": taskset_id}
+        return await self._one(ident, _Op("job", run_id(job_id), fields))
 
     async def trace_enter(self, ident: Identity, trace_id: str, **fields: Any) -> dict[str, Any]:
-        async with self.db.write(durable=False) as conn:
-            return await self._trace_enter(conn, ident, trace_id, **fields)
+        return await self._one(ident, _Op("enter", run_id(trace_id), fields))
 
     async def trace_exit(self, ident: Identity, trace_id: str, **fields: Any) -> dict[str, Any]:
         _check_exit(fields.get("status"))
-        async with self.db.write(durable=False) as conn:
-            return await self._trace_exit(conn, ident, trace_id, **fields)
+        return await self._one(ident, _Op("exit", run_id(trace_id), fields))
 
     async def upload_spans(
         self, ident: Identity, trace_id: str, items: Iterable[dict[str, Any]]
     ) -> int:
-        rows = _span_rows(run_id(trace_id), items)
+        tid = run_id(trace_id)
+        rows = _span_rows(tid, items)
         if not rows:
             return 0
-        async with self.db.write(durable=False) as conn:
-            return await self._upload_spans(conn, ident, trace_id, rows)
+        return (await self._one(ident, _Op("spans", tid, rows)))["accepted"]
 
     async def report(self, ident: Identity, ops: list[tuple[str, str, Any]]) -> list[Any]:
-        """Many reports in one transaction: ``(kind, id, fields)`` with kind ``job``,
-        ``enter``, ``exit`` or ``spans``. Returns, per op, None or the `PlatformError`.
-
-        Enters, exits and span uploads are written in bulk (one guarded multi-row upsert per
-        kind, ids missing from ``RETURNING`` belong to another team), so a batch costs a few
-        statements whatever its size."""
+        """Many reports at once: ``(kind, id, fields)`` with kind ``job``, ``enter``, ``exit``
+        or ``spans``. Returns, per op, None or the `PlatformError`."""
         results: list[Any] = [None] * len(ops)
-        enters: dict[uuid.UUID, tuple[list[int], dict[str, Any]]] = {}
-        exits: dict[uuid.UUID, tuple[list[int], dict[str, Any]]] = {}
-        uploads: dict[uuid.UUID, tuple[list[int], dict[str, dict[str, Any]]]] = {}
-        jobs_wanted: dict[uuid.UUID, list[int]] = {}
-        async with self.db.write(durable=False) as conn:
-            for i, (kind, target, fields) in enumerate(ops):
-                try:
-                    tid = run_id(target)
-                    if kind == "job":
-                        await self._job_enter(conn, ident, target, **fields)
-                    elif kind == "enter":
-                        jid = run_id(fields["job_id"]) if fields.get("job_id") else None
-                        if jid is not None:
-                            jobs_wanted.setdefault(jid, []).append(i)
-                        row = _enter_row(fields, jid)
-                        slots, merged = enters.setdefault(tid, ([], {}))
-                        slots.append(i)
-                        merged.update({k: v for k, v in row.items() if v is not None})
-                    elif kind == "exit":
+        valid: list[_Op] = []
+        where: list[int] = []
+        for i, (kind, target, fields) in enumerate(ops):
+            try:
+                tid = run_id(target)
+                if kind == "spans":
+                    op = _Op(kind, tid, _span_rows(tid, fields))
+                elif kind in ("job", "enter", "exit"):
+                    if kind == "exit":
                         _check_exit(fields.get("status"))
-                        slots, merged = exits.setdefault(tid, ([], {}))
-                        slots.append(i)
-                        merged.update({k: v for k, v in _exit_row(fields).items() if v is not None})
-                    elif kind == "spans":
-                        slots, spans_of = uploads.setdefault(tid, ([], {}))
-                        slots.append(i)
-                        spans_of.update({r["span_id"]: r for r in _span_rows(tid, fields)})
-                    else:
-                        raise Invalid(f"kind: unknown report kind {kind!r}")
-                except PlatformError as exc:
-                    results[i] = exc
-            refused = await self._ensure_jobs(conn, ident, list(jobs_wanted))
-            for jid in refused:
-                for i in jobs_wanted[jid]:
-                    results[i] = NotFound(f"job {jid} not found")
-            for tid, (_slots, merged) in list(enters.items()):
-                if merged.get("job_id") in refused:
-                    del enters[tid]
-            await self._bulk_traces(conn, ident, enters, exits, uploads, results)
+                    op = _Op(kind, tid, dict(fields))
+                else:
+                    raise Invalid(f"kind: unknown report kind {kind!r}")
+            except PlatformError as exc:
+                results[i] = exc
+                continue
+            valid.append(op)
+            where.append(i)
+        if valid:
+            for i, outcome in zip(where, await self._ingest.submit(ident, valid), strict=True):
+                results[i] = outcome if isinstance(outcome, PlatformError) else None
         return results
 
-    async def _ensure_jobs(
-        self, conn: AsyncConnection, ident: Identity, job_ids: list[uuid.UUID]
-    ) -> set[uuid.UUID]:
-        """Create the missing jobs; return the ids that belong to another team."""
-        if not job_ids:
-            return set()
-        stamp = now()
-        await conn.execute(
-            insert(conn, jobs)
-            .values(
-                [
-                    {
-                        "id": j,
-                        "team_id": ident.team_id,
-                        "user_id": ident.user_id,
-                        "created_at": stamp,
-                    }
-                    for j in job_ids
-                ]
-            )
-            .on_conflict_do_nothing()
-        )
-        owners = await conn.execute(select(jobs.c.id, jobs.c.team_id).where(jobs.c.id.in_(job_ids)))
-        return {row.id for row in owners if row.team_id != ident.team_id}
-
-    async def _bulk_traces(
-        self,
-        conn: AsyncConnection,
-        ident: Identity,
-        enters: dict[uuid.UUID, tuple[list[int], dict[str, Any]]],
-        exits: dict[uuid.UUID, tuple[list[int], dict[str, Any]]],
-        uploads: dict[uuid.UUID, tuple[list[int], dict[str, dict[str, Any]]]],
-        results: list[Any],
-    ) -> None:
-        stamp = now()
-        base = {"team_id": ident.team_id, "user_id": ident.user_id, "created_at": stamp}
-        if enters:
-            keys = ("job_id", "group_id", "task_slug", "model", "parent_trace_id")
-            rows = [
-                {**base, "id": tid, "status": "running", "start_time": stamp,
-                 **{k: merged.get(k) for k in keys}}
-                for tid, (_slots, merged) in enters.items()
-            ]  # fmt: skip
-            stmt = insert(conn, traces).values(rows)
-            set_: dict[str, Any] = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
-            set_["status"] = case((traces.c.status.in_(ACTIVE), "running"), else_=traces.c.status)
-            set_["start_time"] = func.coalesce(traces.c.start_time, stmt.excluded.start_time)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == ident.team_id
-            ).returning(traces.c.id)
-            done = {row.id for row in await conn.execute(stmt)}
-            _refuse(enters, done, results, "trace")
-        if exits:
-            keys = ("reward", "error", "evaluation_result", "stop_reason", "metadata")
-            rows = [
-                {**base, "id": tid, "status": merged["status"], "end_time": stamp,
-                 **{k: merged.get(k, null()) for k in keys}}
-                for tid, (_slots, merged) in exits.items()
-            ]  # fmt: skip
-            stmt = insert(conn, traces).values(rows)
-            set_ = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
-            set_["status"] = case(
-                (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
-            )
-            set_["end_time"] = stmt.excluded.end_time
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == ident.team_id
-            ).returning(traces.c.id)
-            done = {row.id for row in await conn.execute(stmt)}
-            _refuse(exits, done, results, "trace")
-        if uploads:
-            ids = list(uploads)
-            await conn.execute(
-                insert(conn, traces)
-                .values([{**base, "id": tid, "status": "running"} for tid in ids])
-                .on_conflict_do_nothing()
-            )
-            owners = await conn.execute(
-                select(traces.c.id, traces.c.team_id).where(traces.c.id.in_(ids))
-            )
-            mine = {row.id for row in owners if row.team_id == ident.team_id}
-            _refuse(uploads, mine, results, "trace")
-            rows = [r for tid in mine for r in uploads[tid][1].values()]
-            for start in range(0, len(rows), SPAN_ROWS_PER_STATEMENT):
-                stmt = insert(conn, spans).values(rows[start : start + SPAN_ROWS_PER_STATEMENT])
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[spans.c.trace_id, spans.c.span_id],
-                    set_={"data": stmt.excluded.data, "start_time": stmt.excluded.start_time},
-                )
-                await conn.execute(stmt)
-
-    async def _job_enter(
-        self,
-        conn: AsyncConnection,
-        ident: Identity,
-        job_id: str,
-        name: str | None = None,
-        group: int | None = None,
-        taskset_id: str | None = None,
-    ) -> dict[str, Any]:
-        jid = run_id(job_id)
-        stmt = insert(conn, jobs).values(
-            id=jid,
-            team_id=ident.team_id,
-            user_id=ident.user_id,
-            name=_cut(name, 500),
-            group_size=group,
-            taskset_id=_cut(taskset_id, 64),
-            created_at=now(),
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[jobs.c.id],
-            set_={
-                "name": func.coalesce(stmt.excluded.name, jobs.c.name),
-                "group_size": func.coalesce(stmt.excluded.group_size, jobs.c.group_size),
-                "taskset_id": func.coalesce(stmt.excluded.taskset_id, jobs.c.taskset_id),
-            },
-            where=jobs.c.team_id == ident.team_id,
-        ).returning(jobs.c.id)
-        if (await conn.execute(stmt)).first() is None:
-            raise NotFound(f"job {jid} not found")
-        return {"id": str(jid)}
-
-    async def _trace_enter(
-        self,
-        conn: AsyncConnection,
-        ident: Identity,
-        trace_id: str,
-        *,
-        job_id: str | None = None,
-        group_id: str | None = None,
-        task_slug: str | None = None,
-        model: str | None = None,
-        parent_trace_id: str | None = None,
-        status: str = "running",
-    ) -> dict[str, Any]:
-        tid = run_id(trace_id)
-        jid = run_id(job_id) if job_id else None
-        if jid is not None:
-            await self._ensure_job(conn, ident, jid)
-        fields = {
-            "job_id": jid,
-            "group_id": _cut(group_id, 64),
-            "task_slug": _cut(task_slug, 500),
-            "model": _cut(model, 200),
-            "parent_trace_id": run_id(parent_trace_id) if parent_trace_id else None,
-        }
-        fields = {k: v for k, v in fields.items() if v is not None}
-        stamp = now()
-        stmt = insert(conn, traces).values(
-            id=tid,
-            team_id=ident.team_id,
-            user_id=ident.user_id,
-            status=status,
-            created_at=stamp,
-            start_time=stamp if status == "running" else None,
-            **fields,
-        )
-        set_: dict[str, Any] = {k: stmt.excluded[k] for k in fields}
-        if status == "running":
-            set_["status"] = case((traces.c.status.in_(ACTIVE), "running"), else_=traces.c.status)
-            set_["start_time"] = func.coalesce(traces.c.start_time, stmt.excluded.start_time)
-        else:
-            set_["status"] = traces.c.status
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == ident.team_id
-        ).returning(traces.c.id)
-        if (await conn.execute(stmt)).first() is None:
-            raise NotFound(f"trace {tid} not found")
-        return {"id": str(tid)}
-
-    async def _trace_exit(
-        self,
-        conn: AsyncConnection,
-        ident: Identity,
-        trace_id: str,
-        *,
-        status: str,
-        reward: float | None = None,
-        error: str | None = None,
-        evaluation_result: Any = None,
-        stop_reason: str | None = None,
-        metadata: Any = None,
-    ) -> dict[str, Any]:
-        tid = run_id(trace_id)
-        fields = {
-            "reward": reward,
-            "error": error,
-            "evaluation_result": evaluation_result,
-            "stop_reason": _cut(stop_reason, 64),
-            "metadata": metadata,
-        }
-        fields = {k: v for k, v in fields.items() if v is not None}
-        stamp = now()
-        stmt = insert(conn, traces).values(
-            id=tid,
-            team_id=ident.team_id,
-            user_id=ident.user_id,
-            status=status,
-            created_at=stamp,
-            end_time=stamp,
-            **fields,
-        )
-        set_: dict[str, Any] = {k: stmt.excluded[k] for k in fields}
-        set_["status"] = case(
-            (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
-        )
-        set_["end_time"] = stmt.excluded.end_time
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == ident.team_id
-        ).returning(traces.c.status)
-        row = (await conn.execute(stmt)).first()
-        if row is None:
-            raise NotFound(f"trace {tid} not found")
-        return {"id": str(tid), "status": row.status}
-
-    async def _upload_spans(
-        self, conn: AsyncConnection, ident: Identity, trace_id: str, rows: list[dict[str, Any]]
-    ) -> int:
-        tid = run_id(trace_id)
-        await self._ensure_trace(conn, ident, tid, status="running")
-        stmt = insert(conn, spans).values(rows)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[spans.c.trace_id, spans.c.span_id],
-            set_={"data": stmt.excluded.data, "start_time": stmt.excluded.start_time},
-        )
-        await conn.execute(stmt)
-        return len(rows)
+    async def _one(self, ident: Identity, op: _Op) -> Any:
+        (outcome,) = await self._ingest.submit(ident, [op])
+        if isinstance(outcome, PlatformError):
+            raise outcome
+        return outcome
 
     # -- reading (§9) -----------------------------------------------------------------------
     async def list_jobs(
@@ -567,41 +293,6 @@ class RunService:
         }
 
     # -- internals --------------------------------------------------------------------------
-    async def _ensure_job(self, conn: AsyncConnection, ident: Identity, jid: uuid.UUID) -> None:
-        owner = (await conn.execute(select(jobs.c.team_id).where(jobs.c.id == jid))).first()
-        if owner is None:
-            await conn.execute(
-                insert(conn, jobs)
-                .values(id=jid, team_id=ident.team_id, user_id=ident.user_id, created_at=now())
-                .on_conflict_do_nothing()
-            )
-            owner = (await conn.execute(select(jobs.c.team_id).where(jobs.c.id == jid))).one()
-        if owner.team_id != ident.team_id:
-            raise NotFound(f"job {jid} not found")
-
-    async def _ensure_trace(
-        self, conn: AsyncConnection, ident: Identity, tid: uuid.UUID, *, status: str
-    ) -> str:
-        """Create the trace row when missing; return its current status."""
-        query = select(traces.c.team_id, traces.c.status).where(traces.c.id == tid)
-        row = (await conn.execute(query)).first()
-        if row is None:
-            await conn.execute(
-                insert(conn, traces)
-                .values(
-                    id=tid,
-                    team_id=ident.team_id,
-                    user_id=ident.user_id,
-                    status=status,
-                    created_at=now(),
-                )
-                .on_conflict_do_nothing()
-            )
-            row = (await conn.execute(query)).one()
-        if row.team_id != ident.team_id:
-            raise NotFound(f"trace {tid} not found")
-        return row.status
-
     async def _job_row(
         self, conn: AsyncConnection, ident: Identity, jid: uuid.UUID, label: str | None = None
     ) -> Any:
@@ -653,6 +344,311 @@ class RunService:
         for job, (s, c) in sums.items():
             out[job]["reward"] = s / c
         return out
+
+
+# -- group commit ---------------------------------------------------------------------------
+#: Reports one ingest transaction takes at most (more wait for the next one).
+BATCH_OPS = 4000
+#: Job and trace ids whose team is known (rows are never deleted nor change team, so a
+#: confirmed owner stays true); past this many the memory is cleared.
+OWNER_CACHE_SIZE = 200_000
+
+
+@dataclass
+class _Op:
+    kind: str  # job | enter | exit | spans
+    id: uuid.UUID
+    fields: Any  # the body's fields; for spans, the rows
+
+
+@dataclass
+class _Submission:
+    ident: Identity
+    ops: list[_Op]
+    future: asyncio.Future[list[Any]]
+
+
+class _Ingest:
+    """Group commit of run reports.
+
+    Callers queue their reports and wait; one writer task takes everything queued, writes it
+    in one transaction with a few executemany statements (one per kind, whatever the number
+    of reports), commits, and only then answers each caller. While a transaction runs, new
+    reports queue for the next one, so under load a transaction carries many reports and
+    costs one commit; a lone report still goes out at once. A report answered 2xx is
+    committed. If a transaction fails, each caller's reports are retried in a transaction of
+    their own, so one bad report fails alone.
+
+    Team scoping: every upsert is guarded by ``team_id = excluded.team_id`` and returns the
+    rows it touched; an id that is missing from ``RETURNING`` belongs to another team
+    (`NotFound`). Confirmed owners are remembered, so a span upload for a trace this process
+    has seen needs no lookup."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.pending: deque[_Submission] = deque()
+        self.owners: dict[uuid.UUID, uuid.UUID] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._statements: dict[str, _Statements] = {}
+
+    async def submit(self, ident: Identity, ops: list[_Op]) -> list[Any]:
+        """Per op: the result (a dict) or the `PlatformError`; raises what the database
+        raised when the op's own transaction failed."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.pending.append(_Submission(ident, ops, future))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        batch: list[_Submission] = []
+        try:
+            while self.pending:
+                batch = [self.pending.popleft()]
+                size = len(batch[0].ops)
+                while self.pending and size + len(self.pending[0].ops) <= BATCH_OPS:
+                    size += len(self.pending[0].ops)
+                    batch.append(self.pending.popleft())
+                outcomes: list[Any]
+                try:
+                    outcomes = await self._commit(batch)
+                except Exception as exc:
+                    if len(batch) == 1:
+                        outcomes = [exc]
+                    else:  # isolate the culprit: each submission in its own transaction
+                        outcomes = []
+                        for sub in batch:
+                            try:
+                                outcomes.extend(await self._commit([sub]))
+                            except Exception as own:
+                                outcomes.append(own)
+                for sub, outcome in zip(batch, outcomes, strict=True):
+                    if sub.future.done():  # the caller went away
+                        continue
+                    if isinstance(outcome, BaseException):
+                        sub.future.set_exception(outcome)
+                    else:
+                        sub.future.set_result(outcome)
+                batch = []
+        finally:
+            self._task = None
+            for sub in [*batch, *self.pending]:  # only when cancelled (shutdown)
+                if not sub.future.done():
+                    sub.future.set_exception(RuntimeError("run reporting stopped"))
+            if batch:
+                self.pending.clear()
+
+    async def _commit(self, batch: list[_Submission]) -> list[list[Any]]:
+        outcomes: list[list[Any]] = [[None] * len(sub.ops) for sub in batch]
+        groups: dict[Identity, list[tuple[list[Any], int, _Op]]] = {}
+        for sub, out in zip(batch, outcomes, strict=True):
+            entries = groups.setdefault(sub.ident, [])
+            entries.extend((out, i, op) for i, op in enumerate(sub.ops))
+        learned: dict[uuid.UUID, uuid.UUID] = {}
+        async with self.db.write(durable=False) as conn:
+            statements = self._statements.get(conn.dialect.name)
+            if statements is None:
+                statements = self._statements[conn.dialect.name] = _Statements(conn)
+            for ident, entries in groups.items():
+                await self._apply(conn, statements, ident, entries, learned)
+        if len(self.owners) + len(learned) > OWNER_CACHE_SIZE:
+            self.owners.clear()
+        self.owners.update(learned)
+        return outcomes
+
+    async def _apply(
+        self,
+        conn: AsyncConnection,
+        st: _Statements,
+        ident: Identity,
+        entries: list[tuple[list[Any], int, _Op]],
+        learned: dict[uuid.UUID, uuid.UUID],
+    ) -> None:
+        team = ident.team_id
+        stamp = now()
+        base = {"team_id": team, "user_id": ident.user_id, "created_at": stamp}
+        named: dict[uuid.UUID, _Merged] = {}
+        enters: dict[uuid.UUID, _Merged] = {}
+        exits: dict[uuid.UUID, _Merged] = {}
+        uploads: dict[uuid.UUID, _Merged] = {}
+        for out, i, op in entries:
+            if op.kind == "spans":
+                merged = uploads.setdefault(op.id, _Merged())
+                merged.fields.update({r["span_id"]: r for r in op.fields})
+                out[i] = {"accepted": len(op.fields)}
+            else:
+                target = {"job": named, "enter": enters, "exit": exits}[op.kind]
+                merged = target.setdefault(op.id, _Merged())
+                running = merged.fields.get("status") == "running"
+                merged.fields.update({k: v for k, v in op.fields.items() if v is not None})
+                if op.kind == "enter" and (running or op.fields.get("status") in (None, "running")):
+                    merged.fields["status"] = "running"  # an enter never moves a trace back
+            merged.slots.append((out, i))
+
+        def owner(oid: uuid.UUID) -> uuid.UUID | None:
+            return learned.get(oid) or self.owners.get(oid)
+
+        def refuse(slots: list[tuple[list[Any], int]], what: str, oid: uuid.UUID) -> None:
+            for out, i in slots:
+                out[i] = NotFound(f"{what} {oid} not found")
+
+        async def upsert(stmt: Any, rows: list[dict[str, Any]]) -> dict[uuid.UUID, Any]:
+            if not rows:
+                return {}
+            found = {row.id: row for row in await conn.execute(stmt, rows)}
+            for oid in found:
+                learned[oid] = team
+            return found
+
+        # Jobs: those entered, and those the entered traces belong to (created when missing).
+        wanted = {_job_of(m.fields) for m in enters.values()} - {None, *named}
+        refused_jobs = {jid for jid in wanted if owner(jid) not in (None, team)}
+        job_rows = [
+            {**base, "id": jid, "name": _cut(m.fields.get("name"), 500),
+             "group_size": m.fields.get("group"),
+             "taskset_id": _cut(m.fields.get("taskset_id"), 64)}
+            for jid, m in named.items()
+        ] + [
+            {**base, "id": jid, "name": None, "group_size": None, "taskset_id": None}
+            for jid in wanted if owner(jid) is None
+        ]  # fmt: skip
+        done = await upsert(st.job, job_rows)
+        for jid, merged in named.items():
+            if jid in done:
+                for out, i in merged.slots:
+                    out[i] = {"id": str(jid)}
+            else:
+                refuse(merged.slots, "job", jid)
+        refused_jobs |= {row["id"] for row in job_rows if row["id"] not in done}
+
+        # Trace enters (a trace whose job belongs to another team is refused).
+        rows = []
+        for tid, merged in enters.items():
+            jid = _job_of(merged.fields)
+            if jid in refused_jobs:
+                refuse(merged.slots, "job", jid)
+                continue
+            f = merged.fields
+            running = f.get("status") == "running"
+            parent = f.get("parent_trace_id")
+            rows.append(
+                {**base, "id": tid, "job_id": _job_of(f), "group_id": _cut(f.get("group_id"), 64),
+                 "task_slug": _cut(f.get("task_slug"), 500), "model": _cut(f.get("model"), 200),
+                 "parent_trace_id": run_id(parent) if parent else None,
+                 "status": "running" if running else "queued",
+                 "start_time": stamp if running else None}
+            )  # fmt: skip
+        done = await upsert(st.enter, rows)
+        for row in rows:
+            tid = row["id"]
+            if tid in done:
+                for out, i in enters[tid].slots:
+                    out[i] = {"id": str(tid)}
+            else:
+                refuse(enters[tid].slots, "trace", tid)
+
+        # Trace exits.
+        rows = [
+            {**base, "id": tid, "status": m.fields["status"], "end_time": stamp,
+             "reward": m.fields.get("reward"), "error": m.fields.get("error"),
+             "evaluation_result": m.fields.get("evaluation_result"),
+             "stop_reason": _cut(m.fields.get("stop_reason"), 64),
+             "metadata": m.fields.get("metadata")}
+            for tid, m in exits.items()
+        ]  # fmt: skip
+        done = await upsert(st.exit, rows)
+        for tid, merged in exits.items():
+            if tid in done:
+                for out, i in merged.slots:
+                    out[i] = {"id": str(tid), "status": done[tid].status}
+            else:
+                refuse(merged.slots, "trace", tid)
+
+        # Span uploads: the trace is created when missing; another team's trace is refused.
+        unknown = [
+            {**base, "id": tid, "status": "running"} for tid in uploads if owner(tid) is None
+        ]
+        await upsert(st.ensure_trace, unknown)
+        span_rows: list[dict[str, Any]] = []
+        for tid, merged in uploads.items():
+            if owner(tid) == team:
+                span_rows.extend(merged.fields.values())
+            else:
+                refuse(merged.slots, "trace", tid)
+        for start in range(0, len(span_rows), SPAN_ROWS_PER_STATEMENT):
+            await conn.execute(st.spans, span_rows[start : start + SPAN_ROWS_PER_STATEMENT])
+
+
+@dataclass
+class _Merged:
+    """The reports of one id in one transaction: where to answer, and the merged fields
+    (later non-null fields win, as applying them one after another would)."""
+
+    slots: list[tuple[list[Any], int]] = field(default_factory=list)
+    fields: dict[Any, Any] = field(default_factory=dict)
+
+
+def _job_of(fields: dict[str, Any]) -> uuid.UUID | None:
+    job = fields.get("job_id")
+    return run_id(job) if job else None
+
+
+class _Statements:
+    """The ingest statements of one dialect, built once: fixed statements executed with a
+    list of parameter sets (executemany), so SQLAlchemy compiles each once and sends a
+    batch as one multi-row statement."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        json_ = JSON(none_as_null=True)
+
+        stmt = insert(conn, jobs)
+        self.job = stmt.on_conflict_do_update(
+            index_elements=[jobs.c.id],
+            set_={
+                k: func.coalesce(stmt.excluded[k], jobs.c[k])
+                for k in ("name", "group_size", "taskset_id")
+            },
+            where=jobs.c.team_id == stmt.excluded.team_id,
+        ).returning(jobs.c.id)
+
+        stmt = insert(conn, traces)
+        keys = ("job_id", "group_id", "task_slug", "model", "parent_trace_id")
+        set_: dict[str, Any] = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
+        active = or_(*(traces.c.status == s for s in ACTIVE))
+        set_["status"] = case(
+            (and_(stmt.excluded.status == "running", active), "running"), else_=traces.c.status
+        )
+        set_["start_time"] = func.coalesce(traces.c.start_time, stmt.excluded.start_time)
+        self.enter = stmt.on_conflict_do_update(
+            index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == stmt.excluded.team_id
+        ).returning(traces.c.id)
+
+        stmt = insert(conn, traces).values(
+            evaluation_result=bindparam("evaluation_result", type_=json_),
+            metadata=bindparam("metadata", type_=json_),
+        )
+        keys = ("reward", "error", "evaluation_result", "stop_reason", "metadata")
+        set_ = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
+        set_["status"] = case(
+            (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
+        )
+        set_["end_time"] = stmt.excluded.end_time
+        self.exit = stmt.on_conflict_do_update(
+            index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == stmt.excluded.team_id
+        ).returning(traces.c.id, traces.c.status)
+
+        stmt = insert(conn, traces)
+        self.ensure_trace = stmt.on_conflict_do_update(
+            index_elements=[traces.c.id],
+            set_={"status": traces.c.status},
+            where=traces.c.team_id == stmt.excluded.team_id,
+        ).returning(traces.c.id)
+
+        stmt = insert(conn, spans)
+        self.spans = stmt.on_conflict_do_update(
+            index_elements=[spans.c.trace_id, spans.c.span_id],
+            set_={"data": stmt.excluded.data, "start_time": stmt.excluded.start_time},
+        )
 
 
 def _job(row: Any, counts: dict[str, Any]) -> dict[str, Any]:
