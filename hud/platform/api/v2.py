@@ -147,7 +147,9 @@ async def reports(request: Request) -> Response:
     for i, item in enumerate(body.items):
         try:
             if item.kind == "spans":
-                fields: Any = Upload.model_validate({"telemetry": item.body}).telemetry
+                fields: Any = item.body
+                if not isinstance(fields, list) or not all(isinstance(x, dict) for x in fields):
+                    fields = Upload.model_validate({"telemetry": item.body}).telemetry
             else:
                 model = _REPORT_BODIES[item.kind].model_validate(item.body or {})
                 fields = model.model_dump()

@@ -44,9 +44,14 @@ def parse_uuid(text: Any, what: str = "object") -> uuid.UUID:
 def run_id(text: Any) -> uuid.UUID:
     """A job/trace id as the client sends it (§0.5): 32 hex or dashed are one id; any other
     string maps to the same uuid5 the span exporter uses."""
-    from hud.telemetry import normalize_trace_id
+    if isinstance(text, uuid.UUID):
+        return text
+    try:
+        return uuid.UUID(str(text))
+    except ValueError:
+        from hud.telemetry import normalize_trace_id
 
-    return uuid.UUID(normalize_trace_id(str(text)))
+        return uuid.UUID(normalize_trace_id(str(text)))
 
 
 def insert(conn: AsyncConnection, table: Table) -> Any:

@@ -481,6 +481,8 @@ class _Ingest:
                 merged = target.setdefault(op.id, _Merged())
                 running = merged.fields.get("status") == "running"
                 merged.fields.update({k: v for k, v in op.fields.items() if v is not None})
+                if op.kind == "enter" and merged.fields.get("job_id"):
+                    merged.fields["job_id"] = run_id(merged.fields["job_id"])
                 if op.kind == "enter" and (running or op.fields.get("status") in (None, "running")):
                     merged.fields["status"] = "running"  # an enter never moves a trace back
             merged.slots.append((out, i))
@@ -590,7 +592,7 @@ class _Merged:
 
 def _job_of(fields: dict[str, Any]) -> uuid.UUID | None:
     job = fields.get("job_id")
-    return run_id(job) if job else None
+    return run_id(job) if job else None  # a UUID once `_apply` has read it
 
 
 class _Statements:
