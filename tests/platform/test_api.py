@@ -286,3 +286,60 @@ def test_batched_reports(platform: Platform) -> None:
         assert bad.status_code == 422 and "kind" in bad.json()["detail"]
     with platform.api(other) as api:
         assert api.get(f"/v2/trace/{theirs}").json()["status"] == "running"
+
+
+def test_concurrent_reports_commit_together_but_stay_apart(platform: Platform) -> None:
+    """Reports arriving at once share transactions on the server (group commit), yet each is
+    answered on its own: two teams' reports interleaved, another team's trace refused alone, a
+    report the database rejects (a NUL in text, refused by PostgreSQL) failing alone."""
+    import asyncio
+
+    import httpx
+
+    mine, team = platform.new_key(), f"group-{uuid.uuid4().hex[:6]}"
+    assert platform.hud("team", "add", team).returncode == 0
+    theirs = platform.new_key("--team", team)
+    job = uuid.uuid4()
+    traces = {key: [uuid.uuid4() for _ in range(12)] for key in (mine, theirs)}
+
+    async def run() -> list[tuple[str, int]]:
+        async with httpx.AsyncClient(base_url=platform.url, timeout=60) as http:
+
+            async def post(key: str, path: str, body: dict) -> tuple[str, int]:
+                headers = {"Authorization": f"Bearer {key}"}
+                return path, (await http.post(path, json=body, headers=headers)).status_code
+
+            async def report(key: str, trace: uuid.UUID) -> list[tuple[str, int]]:
+                enter = {"job_id": job.hex} if key == mine else {}
+                upload = {"telemetry": [span(trace, "d" * 16, "x", "2026-01-01T00:00:00Z")]}
+                done = {"status": "completed", "reward": 1.0}
+                return await asyncio.gather(
+                    post(key, f"/v2/trace/{trace.hex}/enter", enter),
+                    post(key, f"/telemetry/trace/{trace}/telemetry-upload", upload),
+                    post(key, f"/v2/trace/{trace.hex}/exit", done),
+                )
+
+            await post(mine, f"/v2/trace/job/{job.hex}/enter", {"name": "group"})
+            await asyncio.gather(*(report(k, t) for k, ts in traces.items() for t in ts))
+            stolen = traces[mine][0]
+            return await asyncio.gather(
+                *(report(theirs, uuid.uuid4()) for _ in range(4)),
+                post(theirs, f"/v2/trace/{stolen.hex}/exit", {"status": "error"}),
+                post(theirs, f"/telemetry/trace/{stolen.hex}/telemetry-upload",
+                     {"telemetry": [span(stolen, "e" * 16, "no", "2026-01-01T00:00:00Z")]}),
+                post(mine, f"/v2/trace/{uuid.uuid4().hex}/exit",
+                     {"status": "error", "error": "nul \u0000 inside"}),
+            )  # fmt: skip
+
+    *fine, stolen_exit, stolen_upload, poison = asyncio.run(run())
+    assert all(code == 200 for group in fine for _, code in group), fine
+    assert (stolen_exit[1], stolen_upload[1]) == (404, 404)
+    assert poison[1] in (200, 500)  # SQLite stores the NUL; PostgreSQL refuses text with one
+    for key, ids in traces.items():
+        with platform.api(key) as api:
+            for trace in ids:
+                got = api.get(f"/v2/trace/{trace}").json()
+                assert (got["status"], got["reward"], got["span_count"]) == ("completed", 1.0, 1)
+    with platform.api(mine) as api:
+        assert api.get(f"/v2/jobs/{job}").json()["trace_count"] == len(traces[mine])
+        assert page(api, f"/v2/trace/{traces[mine][0]}/spans")[0]["span_id"] == "d" * 16
