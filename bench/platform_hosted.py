@@ -11,7 +11,7 @@ gateway. Rows:
   per rollout; target <= 1.5x local;
 - runtime tunnel round trip: a ``hello`` through ``/runtime/tunnels/<id>`` (a WebSocket
   client, the websockets library's) vs a direct TCP connection to the same container (median
-  of 200); target direct/tunnel >= 0.5;
+  of 200, median of 5 interleaved rounds); target direct/tunnel >= 0.5;
 - runtime tunnel throughput: 64 x 1 MiB frames sent and answered, MiB/s, tunnel vs direct;
   target >= 0.5 of direct;
 - the same two through `HUDRuntime`'s local forwarder (what ``--runtime hud`` clients use:
@@ -38,8 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 from _common import ROOT
 
@@ -60,6 +61,8 @@ from tests.platform.helpers import Platform, free_port, make_home, run_cli
 CONCURRENCY = 8
 HOSTED_TARGET = 1.5
 TUNNEL_TARGET = 0.5
+#: Interleaved rounds of the tunnel rows (their medians).
+REPEATS = 5
 
 
 def _eval(env: dict[str, str], project: Path, model: str, *runtime: str) -> float:
@@ -112,89 +115,91 @@ async def _measure(send, recv, *, bulk: bool = True) -> tuple[float, float]:  # 
 
 
 async def _tunnel_vs_direct(platform: Platform, key: str) -> dict[str, float]:
+    """Medians over `REPEATS` interleaved rounds (load drifts: each round measures every
+    path back to back) of `_measure` on: ``tunnel`` (a WebSocket client on
+    ``/runtime/tunnels/<id>``), ``direct`` (TCP to the same container), ``forwarded``
+    (`HUDRuntime`'s listener, a session of its own), ``floor1``/``floor2`` (1 and 2 bare
+    relays in front of the container, round trip only)."""
     import httpx
     import websockets
 
-    async with httpx.AsyncClient(base_url=platform.url, timeout=120) as http:
+    from hud.platform.client.runtime import HUDRuntime
+
+    links: dict[str, tuple[Callable[[bytes], Awaitable[None]], Callable[[], Awaitable[None]]]]
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=platform.url, timeout=120)
+        )
         headers = {"Authorization": f"Bearer {key}"}
         made = await http.post("/runtime/sessions", json={"environment": "demo_env"},
                                headers=headers)  # fmt: skip
         made.raise_for_status()
         sid = made.json()["id"]
-        try:
-            url = platform.url.replace("http://", "ws://") + f"/runtime/tunnels/{sid}"
-            hello = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "hello", "params": {}})
-            while True:  # until the container serves
-                try:
-                    ws = await websockets.connect(url, additional_headers=headers, max_size=None)
-                    await ws.send(hello.encode() + b"\n")
-                    buf = await asyncio.wait_for(ws.recv(), 10)
-                    break
-                except (OSError, websockets.ConnectionClosed, TimeoutError):
-                    await asyncio.sleep(0.5)
-            pending = bytearray()
+        stack.push_async_callback(http.delete, f"/runtime/sessions/{sid}", headers=headers)
+        url = platform.url.replace("http://", "ws://") + f"/runtime/tunnels/{sid}"
+        hello = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "hello", "params": {}})
+        while True:  # until the container serves
+            try:
+                ws = await websockets.connect(url, additional_headers=headers, max_size=None)
+                await ws.send(hello.encode() + b"\n")
+                await asyncio.wait_for(ws.recv(), 10)
+                break
+            except (OSError, websockets.ConnectionClosed, TimeoutError):
+                await asyncio.sleep(0.5)
+        stack.push_async_callback(ws.close)
+        pending = bytearray()
 
-            async def ws_recv() -> None:
-                while b"\n" not in pending:
-                    pending.extend(await ws.recv())  # type: ignore[arg-type]
-                del pending[: pending.index(b"\n") + 1]
+        async def ws_recv() -> None:
+            while b"\n" not in pending:
+                pending.extend(await ws.recv())  # type: ignore[arg-type]
+            del pending[: pending.index(b"\n") + 1]
 
-            async def ws_send(data: bytes) -> None:
-                await ws.send(data)
+        links = {"tunnel": (ws.send, ws_recv)}
+        port, token = _direct_target(platform)
+        links["direct"] = await _tcp_link(stack, port, token)
+        for hops in (1, 2):
+            relay = stack.enter_context(_relays(port, hops))
+            links[f"floor{hops}"] = await _tcp_link(stack, relay, token)
+        runtime = HUDRuntime(runtime_url=platform.url, api_key=key)
+        task = SimpleNamespace(env="demo_env", slug="bench", runtime_config=None)
+        rt = await stack.enter_async_context(runtime(task))
+        while True:  # until the container serves
+            try:
+                links["forwarded"] = await _tcp_link(stack, int(rt.url.rsplit(":", 1)[1]), None)
+                break
+            except (OSError, EOFError):
+                await asyncio.sleep(0.5)
+        got: dict[str, list[tuple[float, float]]] = {name: [] for name in links}
+        for _ in range(REPEATS):
+            for name, (send, recv) in links.items():
+                got[name].append(await _measure(send, recv, bulk=not name.startswith("floor")))
+    out = {}
+    for name, values in got.items():
+        out[f"{name}_rtt"] = statistics.median(v[0] for v in values)
+        out[f"{name}_mibs"] = statistics.median(v[1] for v in values)
+    return out
 
-            del buf
-            tunnel = await _measure(ws_send, ws_recv)
-            await ws.close()
 
-            port, token = _direct_target(platform)
-            direct = await _measure_tcp(port, token)
-            forwarded = await _through_forwarder(platform, key)
-            with _relays(port, 1) as one, _relays(port, 2) as two:
-                floor1 = await _measure_tcp(one, token, bulk=False)
-                floor2 = await _measure_tcp(two, token, bulk=False)
-        finally:
-            await http.delete(f"/runtime/sessions/{sid}", headers=headers)
-    return {"tunnel_rtt": tunnel[0], "direct_rtt": direct[0], "tunnel_mibs": tunnel[1],
-            "direct_mibs": direct[1], "forwarded_rtt": forwarded[0],
-            "forwarded_mibs": forwarded[1], "floor1_rtt": floor1[0],
-            "floor2_rtt": floor2[0]}  # fmt: skip
-
-
-async def _measure_tcp(port: int, token: str | None, *, bulk: bool = True) -> tuple[float, float]:
-    """`_measure` over a TCP connection to ``port`` (first ``hello`` with ``token`` if any)."""
+async def _tcp_link(
+    stack: contextlib.AsyncExitStack, port: int, token: str | None
+) -> tuple[Callable[[bytes], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """A TCP connection to ``port`` past its first ``hello`` (with ``token`` if any)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=4 << 20)
+    stack.callback(writer.close)
     params = {"auth_token": token} if token else {}
     first = {"jsonrpc": "2.0", "id": 1, "method": "hello", "params": params}
     writer.write(json.dumps(first).encode() + b"\n")
-    await reader.readline()
+    if not await reader.readline():
+        raise EOFError("closed before the first hello")
 
-    async def tcp_send(data: bytes) -> None:
+    async def send(data: bytes) -> None:
         writer.write(data)
         await writer.drain()
 
-    async def tcp_recv() -> None:
+    async def recv() -> None:
         await reader.readline()
 
-    try:
-        return await _measure(tcp_send, tcp_recv, bulk=bulk)
-    finally:
-        writer.close()
-
-
-async def _through_forwarder(platform: Platform, key: str) -> tuple[float, float]:
-    """`_measure` through `HUDRuntime`'s loopback listener (a session of its own)."""
-    from types import SimpleNamespace
-
-    from hud.platform.client.runtime import HUDRuntime
-
-    runtime = HUDRuntime(runtime_url=platform.url, api_key=key)
-    async with runtime(SimpleNamespace(env="demo_env", slug="bench", runtime_config=None)) as rt:
-        port = int(rt.url.rsplit(":", 1)[1])
-        while True:  # until the container serves
-            try:
-                return await _measure_tcp(port, None)
-            except (OSError, EOFError):
-                await asyncio.sleep(0.5)
+    return send, recv
 
 
 @contextlib.contextmanager

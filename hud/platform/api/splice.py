@@ -19,16 +19,13 @@ through ASGI messages instead (:meth:`Upstream.pump`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 #: ASGI scope extension offered by :class:`SplicingProtocol`: ``{"splice": fn}``, where
 #: ``await fn(upstream)`` carries the WebSocket's frames to and from ``upstream`` until either
 #: side closes.
 EXTENSION = "hud.splice"
-
-Splice = Callable[["Upstream"], Awaitable[None]]
-
 
 class Upstream(asyncio.Protocol):
     """The container side of one tunnel: the first line sent to it (up to ``max_first``
