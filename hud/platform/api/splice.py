@@ -27,6 +27,7 @@ from typing import Any
 #: side closes.
 EXTENSION = "hud.splice"
 
+
 class Upstream(asyncio.Protocol):
     """The container side of one tunnel: the first line sent to it (up to ``max_first``
     bytes) goes through :attr:`first_line` (the session token is added there), the rest passes
