@@ -62,6 +62,10 @@ MANIFEST_TIMEOUT = 180.0
 FOLLOW_POLL_S = 1.0
 
 
+_STEP = re.compile(r"^Step (\d+)/(\d+) : ")
+_STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+
+
 def normalize_env_name(name: str) -> str:
     """Registry names (§3.1): lowercase, spaces/underscores -> ``-``, other characters dropped."""
     text = re.sub(r"[\s_]+", "-", name.strip().lower())
@@ -652,12 +656,14 @@ class BuildService:
                         "with a 'main' service) at its top level"
                     )
                 blog.write(f"Building {row.uri} from {dockerfile}")
-                await in_thread(self._docker_build, row, context, dockerfile, blog)
+                early = await self._build_serving_early(
+                    row, context, dockerfile, blog, secret_values, probes
+                )
                 pushed = [row.uri]
             # the push (to the platform's registry, if any) and the manifest capture at once
             _, manifest = await _both(
                 self._push_all(pushed if self.registry else [], blog),
-                self._capture(row, runtime_config, secret_values, blog, probes),
+                early or self._capture(row, runtime_config, secret_values, blog, probes),
             )
             blog.write(
                 f"Manifest: {len(manifest.get('tasks') or [])} task(s), "
@@ -689,12 +695,25 @@ class BuildService:
         # One constant label, so an unchanged context is a fully cached build.
         return {IMAGE_LABEL: self.platform_id}
 
-    def _docker_build(self, row: Any, context: Path, dockerfile: str, blog: BuildLog) -> None:
+    def _docker_build(
+        self,
+        row: Any,
+        context: Path,
+        dockerfile: str,
+        blog: BuildLog,
+        user_image: Callable[[str], None] = lambda _id: None,
+    ) -> None:
+        """Build ``row.uri`` (blocking). ``user_image`` gets the id of the image of the
+        Dockerfile's last step — all of it but our label — when it is new (some step was not
+        served from the cache), as the daemon starts the label step."""
         import docker.errors
 
         from hud.eval.runtimes.docker import docker_client
 
         api = docker_client().api
+        label_step = f"LABEL {IMAGE_LABEL}="
+        steps = cached = 0
+        last: str | None = None
         try:
             with open(context, "rb") as fh:
                 for chunk in api.build(
@@ -710,7 +729,23 @@ class BuildService:
                     labels=self._labels(),
                 ):
                     if "stream" in chunk:
-                        blog.write(str(chunk["stream"]))
+                        text = str(chunk["stream"])
+                        for line in text.splitlines():
+                            step = _STEP.match(line)
+                            if step is not None:
+                                steps += 1
+                                if (
+                                    label_step in line
+                                    and step.group(1) == step.group(2)
+                                    and last is not None
+                                    and cached < steps - 2  # the FROM step never says cached
+                                ):
+                                    user_image(last)
+                            elif line.strip() == "---> Using cache":
+                                cached += 1
+                            elif (image := _STEP_IMAGE.match(line)) is not None:
+                                last = image.group(1)
+                        blog.write(text)
                     if "error" in chunk:
                         blog.write(str(chunk["error"]))
                         raise BuildFailed("\n".join(blog.tail[-ERROR_LINES:]))
@@ -808,6 +843,51 @@ class BuildService:
 
         new, old = await in_thread(image_id, row.uri), await in_thread(image_id, prev.uri)
         return dict(prev.manifest) if new is not None and new == old else None
+
+    async def _build_serving_early(
+        self,
+        row: Any,
+        context: Path,
+        dockerfile: str,
+        blog: BuildLog,
+        env_vars: dict[str, str],
+        probes: contextlib.AsyncExitStack,
+    ) -> asyncio.Future[dict[str, Any]] | None:
+        """Build the image; when it is new, its manifest capture starts as soon as the image
+        of the Dockerfile's last step exists — while the daemon adds our label and tags it (the
+        same image but for that label). Returns the capture under way, if any."""
+        from hud.eval.runtimes.docker import in_thread
+
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[str] = loop.create_future()
+
+        def settle(image_id: str) -> None:
+            if not seen.done():
+                seen.set_result(image_id)
+
+        def user_image(image_id: str) -> None:
+            loop.call_soon_threadsafe(settle, image_id)
+
+        building = asyncio.ensure_future(
+            in_thread(self._docker_build, row, context, dockerfile, blog, user_image)
+        )
+        capture: asyncio.Future[dict[str, Any]] | None = None
+        try:
+            either: set[asyncio.Future[Any]] = {building, seen}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if seen.done() and not building.done():
+                blog.write("Serving the image once to read its manifest (hello + tasks.list)")
+                capture = asyncio.ensure_future(
+                    self._manifest(seen.result(), None, env_vars, probes)
+                )
+            await building
+        except BaseException:
+            seen.cancel()
+            if capture is not None:
+                capture.cancel()
+                await asyncio.gather(capture, return_exceptions=True)
+            raise
+        return capture
 
     async def _push_all(self, refs: list[str], blog: BuildLog) -> None:
         from hud.eval.runtimes.docker import in_thread
