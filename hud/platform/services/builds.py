@@ -646,6 +646,7 @@ class BuildService:
             config = dict(row.runtime_config or {})
             compose_doc = _compose_document(names, config)
             runtime_config: dict[str, Any] | None = None
+            early: asyncio.Future[dict[str, Any]] | None = None  # a capture already under way
             if compose_doc is not None:
                 runtime_config, pushed = await self._build_compose(row, context, compose_doc, blog)
             else:
