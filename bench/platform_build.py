@@ -11,11 +11,13 @@ build and the deploy alternate, so both see the same load):
   manifest, log stream to the end, final status;
 - platform build, no cache (server side): that build's ``created_at`` (upload slot) ->
   ``finished_at`` (status recorded);
-- its phases, from the build log's timestamps: CLI start -> upload slot; upload slot -> the
-  job's first log line (PUT, trigger, job start); context check (the upload re-filtered into the
-  daemon's build context); docker build (to ``Successfully tagged``, incl. the image label step);
-  manifest capture (a container of the image started, ``hello`` + ``tasks.list``); end recorded
-  -> CLI exit (log stream end, status poll, output, process exit);
+- its phases, from the build log's timestamps, adding up to the end-to-end row: CLI start ->
+  upload slot; upload slot -> the job's first log line (PUT, trigger, job start); context check
+  (the upload re-filtered into the daemon's build context); docker build (to ``Successfully
+  tagged``, incl. the image label step); image tagged -> end recorded (what is left of the
+  manifest capture, recording the end); end recorded -> CLI exit (log stream end, status
+  ``GET``, output, process exit); and, apart, the whole manifest capture (a container of the
+  image started, ``hello`` + ``tasks.list``), which starts during the label step;
 - `hud deploy --help`: the Python CLI's start-up alone, which the Go `docker` CLI does not pay;
 - redeploy, no change (end to end): `hud deploy` again, the layer cache answering every step.
 
@@ -75,8 +77,9 @@ PHASES = (
     "upload slot -> job's first log line",
     "context check",
     "docker build",
-    "manifest capture",
+    "image tagged -> end recorded",
     "end recorded -> CLI exit",
+    "(manifest capture, overlapping)",
 )
 
 
@@ -105,8 +108,9 @@ def _phases(log: Path, status: dict, began: float, exited: float) -> dict[str, f
         marks["first"] - created,
         marks["building"] - marks["first"],
         marks["tagged"] - marks["building"],
-        marks["manifest"] - marks["serving"],
+        finished - marks["tagged"],
         exited - finished,
+        marks["manifest"] - marks["serving"],
     ), strict=True))  # fmt: skip
 
 

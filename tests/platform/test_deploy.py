@@ -61,6 +61,8 @@ def test_deploy_scaffold(
     if not ours:
         for mark in requires_peer:
             request.applymarker(mark)
+    # ours deploys the scaffold on both databases in test_deploy_secrets.py too
+    _one_database(platform, ours, official_on="sqlite")
     key = team_key(platform)
     home = make_home()
     project = scaffold(work, "demo_env")
