@@ -80,6 +80,44 @@ def _eval(env: dict[str, str], project: Path, model: str, *runtime: str) -> floa
     return took / len(report["runs"])
 
 
+def _phases(platform: Platform) -> str:
+    """Medians over the newest job's traces (from the platform's SQLite): queued (submit ->
+    dispatch), boot (dispatch -> first span: worker, container start, readiness, setup), work
+    (first -> last span: agent and grading), tail (last span -> trace exit: teardown and the
+    report); a local run's trace enters as it provisions, so its queued is 0."""
+    import sqlite3
+    from datetime import datetime
+
+    def t(text: str | None) -> float:
+        return (
+            datetime.fromisoformat(str(text).replace("Z", "+00:00").replace(" ", "T"))
+            .replace(tzinfo=None)
+            .timestamp()
+        )
+
+    db = sqlite3.connect(platform.data_dir / "platform.db")
+    try:
+        [job] = db.execute("select id from jobs order by created_at desc limit 1").fetchone()
+        traces = db.execute(
+            "select id, created_at, start_time, end_time from traces where job_id = ?", (job,)
+        ).fetchall()
+        out: dict[str, list[float]] = {"queued": [], "boot": [], "work": [], "tail": []}
+        for tid, created, started, ended in traces:
+            spans = [json.loads(d) for (d,) in
+                     db.execute("select data from spans where trace_id = ?", (tid,))]  # fmt: skip
+            if not spans or not started or not ended:
+                continue
+            first = min(t(x["start_time"]) for x in spans)
+            last = max(t(x["end_time"]) for x in spans)
+            out["queued"].append(t(started) - t(created))
+            out["boot"].append(first - t(started))
+            out["work"].append(last - first)
+            out["tail"].append(t(ended) - last)
+    finally:
+        db.close()
+    return "  ".join(f"{k} {statistics.median(v):.2f}" for k, v in out.items() if v)
+
+
 def _direct_target(platform: Platform) -> tuple[int, str]:
     """The session container's published control port and token (docker inspect)."""
     from hud.eval.runtimes.docker import docker_client
@@ -87,7 +125,9 @@ def _direct_target(platform: Platform) -> tuple[int, str]:
     from tests.platform.deploy_helpers import platform_label
 
     label = f"{IMAGE_LABEL}={platform_label(platform)}"
-    [container] = docker_client().containers.list(filters={"label": label})
+    # the session's (the platform's primed rollout workers have containers of the image too)
+    [container] = [c for c in docker_client().containers.list(filters={"label": label})
+                   if c.labels.get("io.hud.session", "").endswith(":session")]  # fmt: skip
     ports = container.attrs["NetworkSettings"]["Ports"]
     port = int(next(iter(v for v in ports.values() if v))[0]["HostPort"])
     env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
@@ -301,13 +341,17 @@ def main() -> None:
             if not args.tunnel_only:
                 _eval(env, project, model, "--runtime", "docker")  # warm: image, caches
                 local = _eval(env, project, model, "--runtime", "docker")
+                local_phases = _phases(platform)
                 hosted = _eval(env, project, model)
+                hosted_phases = _phases(platform)
                 rows.append(("local Docker rollout (s/rollout)", f"{local:.2f}"))
+                rows.append(("  phases, median s", local_phases))
                 ratio = hosted / local
                 verdict = "ok" if ratio <= HOSTED_TARGET else "MISSED"
                 rows.append(("hosted rollout (s/rollout)",
                              f"{hosted:.2f}  ({ratio:.2f}x local; target <= {HOSTED_TARGET}x: "
                              f"{verdict})"))  # fmt: skip
+                rows.append(("  phases, median s", hosted_phases))
             t = asyncio.run(_tunnel_vs_direct(platform, key))
             rtt = t["direct_rtt"] / t["tunnel_rtt"]
             thr = t["tunnel_mibs"] / t["direct_mibs"]

@@ -94,6 +94,9 @@ def serve_command(
         help="Hosted rollouts that may wait; a submit past it is refused with 429 (default "
         "10000, or HUD_PLATFORM_MAX_QUEUE).",
     ),
+    prime_idle: float = typer.Option(
+        None, "--prime-idle", min=0, hidden=True, help="Seconds primed workers wait unused."
+    ),
     session_idle: float = typer.Option(
         None,
         "--session-idle",
@@ -145,6 +148,7 @@ def serve_command(
                     "workers": workers,
                     "per_team": per_team,
                     "max_queue": max_queue,
+                    "prime_idle": prime_idle,
                     "session_idle": session_idle,
                 },
             )

@@ -162,6 +162,7 @@ def create_app(
         concurrency=options.get("workers") or DEFAULT_CONCURRENCY,
         per_team=options.get("per_team"),
         max_queue=options.get("max_queue"),
+        prime_idle=options.get("prime_idle"),
         data_dir=data_dir,
         instance=options.get("instance"),
     )

@@ -1,12 +1,16 @@
 """Hosted rollouts under ``/v2`` (spec platform.md §6): ``POST /v2/rollouts/submit`` queues a
 trace that a worker runs and reports; ``GET /v2/rollouts/stats`` shows the queue. Polling
-(``GET /v2/trace/<id>``) and cancellation (``/v2/rollouts/cancel*``) are the run service's."""
+(``GET /v2/trace/<id>``) and cancellation (``/v2/rollouts/cancel*``) are the run service's.
+
+``GET /v2/rollouts/<trace id>/wait?timeout=S`` (ours, not the official platform's) is a long
+poll: the trace as ``GET /v2/trace/<id>`` returns it, once it is finished or after ``S``
+seconds (at most 60), so our client learns of the end at once without polling often."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,3 +64,20 @@ async def submit(body: Submit, request: Request, caller: Caller, rollouts: Rollo
 @router.get("/rollouts/stats")
 async def stats(_caller: Caller, rollouts: Rollouts) -> Any:
     return rollouts.stats()
+
+
+@router.get("/rollouts/{trace_id}/wait")
+async def wait(
+    trace_id: str,
+    request: Request,
+    caller: Caller,
+    rollouts: Rollouts,
+    timeout: Annotated[float, Query(ge=0, le=60)] = 20.0,
+) -> Any:
+    runs = request.app.state.runs
+    await runs.get_trace(caller, trace_id)  # 404 for another team's or an unknown trace
+    try:
+        await rollouts.wait(trace_id, timeout)
+    except Busy as exc:
+        return JSONResponse({"detail": exc.message}, status_code=429, headers={"Retry-After": "1"})
+    return await runs.get_trace(caller, trace_id)

@@ -2,9 +2,10 @@
 
 Not a provider of runtimes: the job runner hands it whole rollouts (`run_rollout`). Per
 rollout: ``POST /v2/rollouts/submit`` with the agent's type and portable config (never keys or
-base URLs), then ``GET /v2/trace/<id>`` until the status is terminal; the platform reports the
-trace itself, so this client sends no trace enter/exit or spans. Cancellation or a rollout
-timeout sends ``POST /v2/rollouts/cancel``.
+base URLs), then ``GET /v2/rollouts/<id>/wait`` (our platform's long poll; elsewhere
+``GET /v2/trace/<id>`` polling) until the status is terminal; the platform reports the trace
+itself, so this client sends no trace enter/exit or spans. Cancellation or a rollout timeout
+sends ``POST /v2/rollouts/cancel``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import httpx
 
 TERMINAL = ("completed", "error", "cancelled")
+#: Seconds one long poll may wait for a rollout's end.
+LONG_POLL = 20.0
 #: Agent config fields that never leave this machine.
 PRIVATE = ("model_client", "api_key", "api_key_env", "base_url", "hosted_tools")
 
@@ -46,6 +49,8 @@ class HostedRuntime:
         #: Seconds a submit refused with 429/503 (the platform's queue is full) is retried
         #: (after each ``Retry-After``) before the rollout fails with the platform's reason.
         self.submit_wait = submit_wait
+        #: Whether the platform serves the long poll (``GET /v2/rollouts/<id>/wait``).
+        self._long_poll = True
 
     def __repr__(self) -> str:
         return f"HostedRuntime({self.api_url!r})"
@@ -111,11 +116,23 @@ class HostedRuntime:
                         )
                     delay = 0.25  # soon after submitting, then every poll_interval
                     while True:
-                        got = await http.get(f"/v2/trace/{trace_uuid}")
+                        if self._long_poll:  # our platform answers once the trace ends
+                            got = await http.get(
+                                f"/v2/rollouts/{trace_uuid}/wait",
+                                params={"timeout": LONG_POLL},
+                                timeout=LONG_POLL + 30,
+                            )
+                            if got.status_code in (404, 405):  # a platform without it
+                                self._long_poll = False
+                                continue
+                        else:
+                            got = await http.get(f"/v2/trace/{trace_uuid}")
                         if got.status_code == 200:
                             data = got.json()
                             if data.get("status") in TERMINAL:
                                 break
+                            if self._long_poll:
+                                continue
                         await asyncio.sleep(delay)
                         delay = min(self.poll_interval, delay * 1.5)
             except TimeoutError:

@@ -54,6 +54,10 @@ CONTAINER_LABEL_PREFIX = "hud-platform:"
 RESTARTED = "the platform restarted while it ran"
 #: How often the scheduler looks for cancelled traces (seconds).
 CANCEL_POLL = 0.5
+#: How often the long poll (`RolloutService.wait`) reads the waited traces' statuses.
+WATCH_EVERY = 0.05
+#: Traces waited on at once at most (memory stays bounded).
+MAX_WAITERS = 10_000
 TERMINAL = ("completed", "error", "cancelled")
 
 
@@ -95,8 +99,9 @@ class Pending:
     queued_at: float = field(default_factory=time.monotonic)
     handle: Handle | None = None
     cancelled: bool = False
-    #: The spec's parts not stored (the environment's secrets), for `RolloutService.recover`.
-    registry_id: str | None = None
+    #: Its trace is finished: its slot is free while its worker tears down (container
+    #: removal, process exit).
+    reported: bool = False
 
 
 class RolloutService:
@@ -113,6 +118,7 @@ class RolloutService:
         retries: int = 2,
         data_dir: Path | None = None,
         instance: str | None = None,
+        prime_idle: float | None = None,
     ) -> None:
         from hud.platform.services.vault import Vault
 
@@ -125,10 +131,14 @@ class RolloutService:
         self.max_queue = max(1, max_queue or DEFAULT_MAX_QUEUE)
         self.retries = retries
         self.instance = instance or uuid.uuid4().hex
+        self.prime_idle = prime_idle
         self.vault = Vault(data_dir or Path(tempfile.mkdtemp(prefix="hud-rollouts-")))
         self.queue: deque[Pending] = deque()
         self.running: dict[uuid.UUID, Pending] = {}
         self._wake = asyncio.Event()
+        #: Traces someone waits on (`wait`), each set once the trace is finished.
+        self._waiters: dict[uuid.UUID, asyncio.Event] = {}
+        self._watch_task: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -137,7 +147,11 @@ class RolloutService:
         if self._executor is None:
             from hud.platform.workers.local import LocalExecutor
 
-            self._executor = LocalExecutor(warm=min(self.concurrency, 8))
+            warm = min(self.concurrency, 8)
+            if self.prime_idle is not None:
+                self._executor = LocalExecutor(warm=warm, prime_idle=self.prime_idle)
+            else:
+                self._executor = LocalExecutor(warm=warm)
         return self._executor
 
     # -- submit ----------------------------------------------------------------------------
@@ -214,7 +228,8 @@ class RolloutService:
         return {
             "executor": self.executor.name,
             "queued": len(self.queue),
-            "running": len(self.running),
+            "running": len(self._active()),
+            "finishing": len(self.running) - len(self._active()),
             "concurrency": self.concurrency,
             "per_team": self.per_team,
             "max_queue": self.max_queue,
@@ -328,6 +343,48 @@ class RolloutService:
             )
         await self._set_state(item, "queued")
 
+    # -- waiting ---------------------------------------------------------------------------
+    async def wait(self, trace_id: str, timeout: float) -> None:
+        """Return once the trace is finished (or unknown), or after ``timeout`` seconds: the
+        long poll behind ``GET /v2/rollouts/<id>/wait``. One watcher reads the statuses of
+        every waited trace in one query every `WATCH_EVERY` seconds, however many wait."""
+        tid = run_id(trace_id)
+        if tid not in self._waiters and len(self._waiters) >= MAX_WAITERS:
+            raise Busy("too many rollouts waited on at once; poll GET /v2/trace/<id> instead")
+        event = self._waiters.setdefault(tid, asyncio.Event())
+        self._ensure_watch()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+    def _ensure_watch(self) -> None:
+        if self._watch_task is None or self._watch_task.done():
+            self._watch_task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Every `WATCH_EVERY` s, one query for the statuses of the waited traces and of the
+        running rollouts: waiters of finished traces return, and a running rollout whose
+        trace is finished gives its slot to the next one at once (its worker still tears
+        down; `_dispatch` bounds how many may)."""
+        while True:
+            running = [i for i in self.running.values() if not i.reported]
+            waited = list(self._waiters)
+            if not running and not waited:
+                return
+            try:
+                statuses = await self._statuses(waited + [i.trace_id for i in running])
+            except Exception as exc:  # the database hiccuped: look again next round
+                log.warning("reading rollout statuses failed: %s", exc)
+                statuses = {}
+            else:
+                for tid in waited:
+                    if statuses.get(tid, "completed") in TERMINAL and tid in self._waiters:
+                        self._waiters.pop(tid).set()
+                for item in running:
+                    if statuses.get(item.trace_id) in TERMINAL:
+                        item.reported = True
+                        self._wake.set()
+            await asyncio.sleep(WATCH_EVERY)
+
     # -- scheduling ------------------------------------------------------------------------
     def _ensure_loop(self) -> None:
         if self._loop_task is None or self._loop_task.done():
@@ -341,22 +398,33 @@ class RolloutService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), CANCEL_POLL)
 
+    def _active(self) -> list[Pending]:
+        """Running rollouts whose trace is not finished yet (those count against limits)."""
+        return [i for i in self.running.values() if not i.reported]
+
     def _dispatch(self) -> None:
         per_team: dict[uuid.UUID, int] = {}
-        for item in self.running.values():
+        active = self._active()
+        for item in active:
             per_team[item.team_id] = per_team.get(item.team_id, 0) + 1
+        busy = len(active)
         skipped: list[Pending] = []
-        while self.queue and len(self.running) < self.concurrency:
+        # at most `concurrency` unfinished, and as many again tearing down
+        while self.queue and busy < self.concurrency and len(self.running) < 2 * self.concurrency:
             item = self.queue.popleft()
             if per_team.get(item.team_id, 0) >= self.per_team:
                 skipped.append(item)
                 continue
             per_team[item.team_id] = per_team.get(item.team_id, 0) + 1
+            busy += 1
+            item.reported = False
             self.running[item.trace_id] = item
             task = asyncio.get_running_loop().create_task(self._run(item))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         self.queue.extendleft(reversed(skipped))
+        if self.running:
+            self._ensure_watch()
 
     async def _statuses(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not ids:

@@ -98,7 +98,110 @@ def _known_fields(kind: str) -> set[str] | None:
         return None
 
 
-async def run(spec: dict[str, Any]) -> int:
+def primed_runtime(runtime_spec: dict[str, Any]) -> Any:
+    """A `DockerRuntime` whose first container starts now, before its rollout is known (a
+    warm worker primed for an environment, `LocalExecutor`): that container is fresh and
+    serves exactly one rollout — the first that asks for the same config; otherwise it is
+    removed and a new one started."""
+    from hud.eval.runtimes.docker import DockerRuntime, container_state
+    from hud.types.task import Task
+
+    class PrimedRuntime(DockerRuntime):
+        primed: tuple[Any, asyncio.Future[Any]] | None = None
+
+        def prime(self) -> None:
+            task = Task(env="primed", id="primed", runtime_config=self.runtime_config)
+            config = self.config_for(task)
+            self.primed = (config, asyncio.ensure_future(super()._start(config)))
+
+        async def _start(self, config: Any) -> Any:
+            box = await self.take_primed()
+            if box is not None:
+                if box[0] == config and (await container_state(box[1].container)).get("Running"):
+                    return box[1]
+                await self._remove(box[1])
+            return await super()._start(config)
+
+        async def take_primed(self) -> tuple[Any, Any] | None:
+            primed, self.primed = self.primed, None
+            if primed is None:
+                return None
+            try:
+                return primed[0], await primed[1]
+            except Exception:  # it failed to start: a fresh start reports why
+                return None
+
+        async def aclose(self) -> None:
+            unused = await self.take_primed()
+            if unused is not None:
+                await self._remove(unused[1])
+            await super().aclose()
+
+    runtime = PrimedRuntime(
+        runtime_config=runtime_spec.get("runtime_config"),
+        env_vars=runtime_spec.get("environment_variables") or {},
+        prefork=0,
+    )
+    runtime.prime()
+    return runtime
+
+
+async def run_primed(prime: dict[str, Any]) -> int:
+    """A warm worker primed for an environment: its container starts at once, then the
+    spec arrives (next stdin line) — or the end of stdin, and the container is removed."""
+    from hud.eval.runtimes.docker import SESSION_ENV
+
+    if prime.get("label"):
+        os.environ[SESSION_ENV] = str(prime["label"])
+    runtime = primed_runtime(prime.get("runtime") or {})
+    loop = asyncio.get_running_loop()
+    preload = loop.run_in_executor(None, _preload, str(prime.get("agent_type") or ""))
+    line = await loop.run_in_executor(None, sys.stdin.readline)
+    await preload
+    spec = json.loads(line or "null")
+    if not isinstance(spec, dict):  # not needed after all
+        await runtime.aclose()
+        return 0
+    _apply_environ(spec)
+    if spec.get("runtime") != prime.get("runtime"):
+        await runtime.aclose()
+        return await run(spec)
+    try:
+        return await run(spec, runtime)
+    finally:
+        await runtime.aclose()  # a spec that could not run left the container unused
+
+
+#: The SDK an agent type's model client imports on its first call.
+SDKS = {"claude": "anthropic", "openai": "openai", "openai_compatible": "openai"}
+
+
+def _preload(kind: str) -> None:
+    """Import the agent's module and its provider SDK while the worker waits (a first model
+    call would otherwise pay for it)."""
+    import importlib
+
+    try:
+        from hud.agents.factory import PROVIDER_CLASSES
+
+        if kind in PROVIDER_CLASSES:
+            importlib.import_module(PROVIDER_CLASSES[kind][0])
+        if kind in SDKS:
+            importlib.import_module(SDKS[kind])
+    except Exception:  # the rollout imports (and reports) it itself
+        pass
+
+
+def _apply_environ(spec: dict[str, Any]) -> None:
+    environ = spec.pop("environ", None)
+    if isinstance(environ, dict):  # the team's key and the platform's URLs, sent with the spec
+        os.environ.update({str(k): str(v) for k, v in environ.items()})
+        from hud.settings import reload
+
+        reload()
+
+
+async def run(spec: dict[str, Any], primed: Any = None) -> int:
     from hud.eval import Job, run_job
     from hud.eval.runtimes.docker import DockerRuntime
     from hud.platform.client.report import event_handler, reporter_from_settings
@@ -110,6 +213,9 @@ async def run(spec: dict[str, Any]) -> int:
     if reporter is None:
         print("no platform to report to (HUD_API_KEY / HUD_API_URL)", file=sys.stderr)
         return 2
+    # one trace per process: its exit goes out as soon as it is known (the client waits on
+    # it), not on the next half-second tick, nor after the container's removal
+    reporter.flush_interval = 0.05
     metadata = dict(spec.get("metadata") or {})
     if os.environ.get("HUD_WORKER_NODE"):  # the Ray node that ran it
         metadata["node"] = os.environ["HUD_WORKER_NODE"]
@@ -129,7 +235,7 @@ async def run(spec: dict[str, Any]) -> int:
             row["slug"] = spec["slug"]
         task = Task.model_validate(row)
         agent = _agent(spec)
-        runtime = DockerRuntime(
+        runtime = primed or DockerRuntime(
             runtime_config=runtime_spec.get("runtime_config"),
             env_vars=runtime_spec.get("environment_variables") or {},
             prefork=0,
@@ -180,15 +286,13 @@ def main() -> None:
     import hud.eval.runtimes.docker
     import hud.platform.client.report  # noqa: F401
 
-    spec = json.loads(sys.stdin.read() or "null")
+    # one JSON line: the spec; or a prime (`run_primed`) then, on the next line, the spec
+    spec = json.loads(sys.stdin.readline() or "null")
+    if isinstance(spec, dict) and isinstance(spec.get("prime"), dict):
+        sys.exit(asyncio.run(run_primed(spec["prime"])))
     if not isinstance(spec, dict):  # closed unused (the platform stopped)
         sys.exit(0)
-    environ = spec.pop("environ", None)
-    if isinstance(environ, dict):  # the team's key and the platform's URLs, sent with the spec
-        os.environ.update({str(k): str(v) for k, v in environ.items()})
-        from hud.settings import reload
-
-        reload()
+    _apply_environ(spec)
     sys.exit(asyncio.run(run(spec)))
 
 
