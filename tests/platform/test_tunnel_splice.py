@@ -84,10 +84,10 @@ async def tunnel_server(splicing: bool) -> AsyncIterator[tuple[str, Container]]:
         try:
             await websocket.accept()
             splice = (websocket.scope.get("extensions") or {}).get(EXTENSION)
-            used.append("splice" if splice else "pump")
-            if splice is not None:
-                await splice["splice"](upstream)
+            if splice is not None and await splice["splice"](upstream):
+                used.append("splice")
             else:
+                used.append("pump")
                 await upstream.pump(websocket)
         finally:
             upstream.close()

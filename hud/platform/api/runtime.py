@@ -73,9 +73,8 @@ async def tunnel(websocket: WebSocket, session_id: str) -> None:
     try:
         await websocket.accept()
         splice = (websocket.scope.get("extensions") or {}).get(EXTENSION)
-        if splice is not None:  # frames go transport to transport (api/splice.py)
-            await splice["splice"](upstream)
-        else:
+        # frames go transport to transport (api/splice.py), else through ASGI messages
+        if splice is None or not await splice["splice"](upstream):
             await upstream.pump(websocket)
     finally:
         upstream.close()

@@ -8,12 +8,12 @@ authenticated the WebSocket and opened the container connection, :class:`Splicin
 straight into the container's transport, and :class:`Upstream` (that connection's protocol)
 writes each chunk it reads straight back as a binary frame. Frames are read and written by
 hud/platform/wsframe.py (payloads streamed, pings answered, uvicorn's keepalive fed, the close
-handshake completed); the websockets state machine keeps doing the handshake (and the frames
-of the rare connection whose client sent some before the splice). Each side's reading pauses
-while the other side's write buffer is full.
+handshake completed); the websockets state machine does the handshake. Each side's reading
+pauses while the other side's write buffer is full.
 
-Under another ASGI server the extension is absent and the app pumps the same `Upstream`
-through ASGI messages instead (:meth:`Upstream.pump`).
+Under another ASGI server the extension is absent (and a client that sent frames before the
+handshake's reply cannot be spliced): the app pumps the same `Upstream` through ASGI messages
+instead (:meth:`Upstream.pump`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 
 #: ASGI scope extension offered by :class:`SplicingProtocol`: ``{"splice": fn}``, where
 #: ``await fn(upstream)`` carries the WebSocket's frames to and from ``upstream`` until either
-#: side closes.
+#: side closes and returns True, or returns False at once if it cannot (frames came before
+#: it: the app pumps them with :meth:`Upstream.pump`).
 EXTENSION = "hud.splice"
 
 
@@ -156,7 +157,6 @@ def protocol_class() -> Any:
 
 def _splicing_protocol() -> type:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-    from websockets.exceptions import InvalidState
     from websockets.frames import Frame, Opcode
     from websockets.http11 import Request
 
@@ -216,48 +216,24 @@ def _splicing_protocol() -> type:
             if not self.handshake_complete:  # accepted: the app runs with this scope
                 self.scope["extensions"][EXTENSION] = {"splice": self._splice}
 
-        async def _splice(self, upstream: Upstream) -> None:
+        async def _splice(self, upstream: Upstream) -> bool:
+            if (
+                self.received != 1
+                or self.conn.reader.buffer
+                or not self.queue.empty()
+                or self.transport.is_closing()
+            ):
+                return False  # frames came before the splice: the app pumps ASGI messages
+            # Nothing came after the handshake request (uvicorn passes exactly that): the
+            # websockets parser stands at a frame boundary, frames are read here from now on.
             self.upstream = upstream
             upstream.on_pause = self._pause_reading
-            while not self.queue.empty():  # frames that came before the splice
-                message = self.queue.get_nowait()
-                if message["type"] == "websocket.disconnect":
-                    upstream.close()
-                elif message["type"] == "websocket.receive":
-                    data = message.get("bytes")
-                    upstream.write(
-                        data if data is not None else (message.get("text") or "").encode()
-                    )
-            if (
-                self.received == 1
-                and not self.conn.reader.buffer
-                and not self.transport.is_closing()
-            ):
-                # Nothing came after the handshake request (uvicorn passes exactly that):
-                # the websockets parser stands at a frame boundary, frames are read here.
-                self.reader = FrameReader(
-                    masked=True, on_data=upstream.write, on_control=self._control
-                )
-                upstream.attach(self._send_frame)
-            else:
-                upstream.attach(self._send)
+            self.reader = FrameReader(masked=True, on_data=upstream.write, on_control=self._control)
+            upstream.attach(self._send_frame)
             if not self.writable.is_set() and upstream.transport is not None:
                 upstream.transport.pause_reading()  # the client is not reading
-            if self.read_paused:
-                self.read_paused = False
-                self.transport.resume_reading()
-            if self.disconnected:
-                upstream.close()
             await upstream.closed
-
-        def _send(self, data: bytes) -> None:
-            if self.close_sent or self.disconnected:
-                return
-            try:
-                self.conn.send_binary(data)
-            except InvalidState:
-                return
-            self.transport.write(b"".join(self.conn.data_to_send()))
+            return True
 
         def _send_frame(self, data: bytes) -> None:
             if not (self.close_sent or self.disconnected):
@@ -270,25 +246,6 @@ def _splicing_protocol() -> type:
                 self.transport.pause_reading()
             else:
                 self.transport.resume_reading()
-
-        def _frame(self, event: Frame) -> bool:
-            if self.upstream is None:
-                return False
-            data = event.data
-            self.upstream.write(data if isinstance(data, bytes) else bytes(data))
-            return True
-
-        def handle_bytes(self, event: Frame) -> None:
-            if not self._frame(event):
-                super().handle_bytes(event)
-
-        def handle_text(self, event: Frame) -> None:
-            if not self._frame(event):
-                super().handle_text(event)
-
-        def handle_cont(self, event: Frame) -> None:
-            if not self._frame(event):
-                super().handle_cont(event)
 
         def pause_writing(self) -> None:
             super().pause_writing()
