@@ -343,3 +343,32 @@ def test_concurrent_reports_commit_together_but_stay_apart(platform: Platform) -
     with platform.api(mine) as api:
         assert api.get(f"/v2/jobs/{job}").json()["trace_count"] == len(traces[mine])
         assert page(api, f"/v2/trace/{traces[mine][0]}/spans")[0]["span_id"] == "d" * 16
+
+
+def test_reporter_makes_lazy_spans_once(platform: Platform) -> None:
+    """Our reporter takes a span as a function (made in its thread, off the eval's loop): the
+    span arrives as made; one whose function fails is dropped alone."""
+    from hud.platform.client.reporter import Reporter
+
+    key = platform.new_key()
+    trace = uuid.uuid4()
+    made: list[int] = []
+
+    def lazy() -> dict:
+        made.append(1)
+        return span(trace, "f" * 16, "lazy", "2026-01-01T00:00:00Z")
+
+    def broken() -> dict:
+        raise ValueError("no span")
+
+    reporter = Reporter(platform.url, f"{platform.url}/telemetry", key)
+    reporter.trace_enter(trace.hex, task_slug="lazy")
+    reporter.span(trace.hex, lazy)
+    reporter.span(trace.hex, broken)
+    reporter.trace_exit(trace.hex, status="completed", reward=1.0)
+    stats = reporter.close(30)
+    assert (stats.sent, stats.dropped, len(made)) == (3, 1, 1), stats
+    with platform.api(key) as api:
+        spans = page(api, f"/v2/trace/{trace}/spans")
+        assert [s["attributes"]["hud.payload"]["content"] for s in spans] == ["lazy"]
+        assert api.get(f"/v2/trace/{trace}").json()["status"] == "completed"

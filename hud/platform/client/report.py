@@ -52,9 +52,12 @@ def _report(reporter: Reporter, event: Any, *, model: str | None, taskset_id: st
             model=model,
         )
     elif kind == "step":
+        from functools import partial
+
         from hud.telemetry import step_span
 
-        reporter.span(event.trace_id, step_span(str(event.trace_id), event.step))
+        # made in the reporter's thread, off the eval's loop
+        reporter.span(event.trace_id, partial(step_span, str(event.trace_id), event.step))
     elif kind == "rollout_finished":
         row, trace = event.row, event.trace
         trace_id = row.trace_id or trace.trace_id

@@ -16,10 +16,12 @@ once the platform is back the queue drains. `close` flushes for at most ``timeou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +63,7 @@ class Reporter:
         api_key: str,
         *,
         concurrency: int = 4,
-        flush_interval: float = 0.5,
+        flush_interval: float = 1.0,
         max_pending: int = 20_000,
         timeout: float = 10.0,
     ) -> None:
@@ -75,7 +77,9 @@ class Reporter:
         self.stats = ReportStats()
         self._queue: deque[_Item] = deque()
         self._lock = threading.Lock()
-        self._wake = threading.Event()
+        #: The worker's loop and its wake-up event (set by `close`).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
         self._last_success: float | None = None
@@ -108,7 +112,9 @@ class Reporter:
         }
         self._put(_Item("enter", _hex(trace_id), _drop_none(body)))
 
-    def span(self, trace_id: str, span: dict[str, Any]) -> None:
+    def span(self, trace_id: str, span: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """Queue a span; ``span`` may be a function making it, called once in the reporter's
+        thread (so the caller's loop does not pay for serialising it)."""
         self._put(_Item("span", _hex(trace_id), span))
 
     def trace_exit(
@@ -151,7 +157,10 @@ class Reporter:
         with self._lock:
             self._closing = True
             thread = self._thread
-        self._wake.set()
+            loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the worker's loop already closed
+                loop.call_soon_threadsafe(wake.set)
         if thread is not None:
             thread.join(timeout)
         with self._lock:
@@ -174,6 +183,9 @@ class Reporter:
         # Plain-http platforms (the self-hosted default) need no TLS context: building one
         # (loading the CA bundle) would cost the eval's process tens of milliseconds.
         plain = all(u.startswith("http://") for u in (self.api_url, self.telemetry_url))
+        wake = asyncio.Event()
+        with self._lock:
+            self._loop, self._wake = asyncio.get_running_loop(), wake
         async with httpx.AsyncClient(
             headers=headers, timeout=self.timeout, limits=limits, verify=not plain
         ) as http:
@@ -182,7 +194,7 @@ class Reporter:
                 closing = self._closing
                 batch = self._take()
                 if batch:
-                    requests = _requests(batch)
+                    requests = self._requests(batch)
                     if self._batched is not False:
                         requests = await self._send_batched(http, requests)
                     await asyncio.gather(*(self._send(http, sem, r) for r in requests))
@@ -194,8 +206,8 @@ class Reporter:
                     await asyncio.sleep(0.05)  # only backing-off retries left
                     continue
                 if not closing:
-                    await asyncio.to_thread(self._wake.wait, self.flush_interval)
-                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.flush_interval)
 
     def _take(self) -> list[_Item]:
         now = time.monotonic()
@@ -267,6 +279,21 @@ class Reporter:
                     self.stats.dropped += len(request.items)
                     self._note(f"{request.kind} {request.target}: {result}")
         return []
+
+    def _requests(self, items: list[_Item]) -> list[_Request]:
+        """`_requests` after making the spans given as functions, once each (the item keeps
+        the span, so a retry sends the same one)."""
+        made: list[_Item] = []
+        for item in items:
+            if callable(item.body):
+                try:
+                    item.body = item.body()
+                except Exception as exc:  # a span that cannot be made is dropped alone
+                    self.stats.dropped += 1
+                    self._note(f"span {item.target}: {type(exc).__name__}: {exc}")
+                    continue
+            made.append(item)
+        return _requests(made)
 
     def _retry(self, items: list[_Item], detail: str) -> None:
         now = time.monotonic()
