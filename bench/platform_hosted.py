@@ -352,6 +352,15 @@ def main() -> None:
                              f"{hosted:.2f}  ({ratio:.2f}x local; target <= {HOSTED_TARGET}x: "
                              f"{verdict})"))  # fmt: skip
                 rows.append(("  phases, median s", hosted_phases))
+                # the same platform restarted without primed workers (each hosted rollout then
+                # starts its container on its critical path)
+                platform.stop()
+                platform.extra_args = ["--workers", str(CONCURRENCY), "--prime-idle", "0"]
+                platform.start()
+                plain = _eval(env, project, model)
+                rows.append(("hosted, no primed workers (s/rollout)",
+                             f"{plain:.2f}  ({plain / local:.2f}x local)"))  # fmt: skip
+                rows.append(("  phases, median s", _phases(platform)))
             t = asyncio.run(_tunnel_vs_direct(platform, key))
             rtt = t["direct_rtt"] / t["tunnel_rtt"]
             thr = t["tunnel_mibs"] / t["direct_mibs"]

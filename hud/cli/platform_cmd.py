@@ -95,7 +95,11 @@ def serve_command(
         "10000, or HUD_PLATFORM_MAX_QUEUE).",
     ),
     prime_idle: float = typer.Option(
-        None, "--prime-idle", min=0, hidden=True, help="Seconds primed workers wait unused."
+        None,
+        "--prime-idle",
+        min=0,
+        hidden=True,
+        help="Seconds primed workers wait unused (0: none).",
     ),
     session_idle: float = typer.Option(
         None,

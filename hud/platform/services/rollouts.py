@@ -148,8 +148,10 @@ class RolloutService:
             from hud.platform.workers.local import LocalExecutor
 
             warm = min(self.concurrency, 8)
-            if self.prime_idle is not None:
-                self._executor = LocalExecutor(warm=warm, prime_idle=self.prime_idle)
+            if self.prime_idle is not None:  # 0: no primed workers
+                self._executor = LocalExecutor(
+                    warm=warm, prime=self.prime_idle > 0, prime_idle=self.prime_idle
+                )
             else:
                 self._executor = LocalExecutor(warm=warm)
         return self._executor
