@@ -98,8 +98,10 @@ def serve_command(
         None,
         "--prime-idle",
         min=0,
-        hidden=True,
-        help="Seconds primed workers wait unused (0: none).",
+        help="Prime worker processes for an environment once it ran (each boots the next fresh "
+        "container ahead of need), closing them after SECONDS unused; default: none (on a "
+        "machine short of CPU the early boots cost more than they save).",
+        metavar="SECONDS",
     ),
     session_idle: float = typer.Option(
         None,

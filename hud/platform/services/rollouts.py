@@ -148,12 +148,11 @@ class RolloutService:
             from hud.platform.workers.local import LocalExecutor
 
             warm = min(self.concurrency, 8)
-            if self.prime_idle is not None:  # 0: no primed workers
-                self._executor = LocalExecutor(
-                    warm=warm, prime=self.prime_idle > 0, prime_idle=self.prime_idle
-                )
-            else:
-                self._executor = LocalExecutor(warm=warm)
+            # primed workers only when asked for (`--prime-idle S`): on a machine short of
+            # CPU the containers they boot ahead slow the running rollouts more than the
+            # boot they save (bench/README.md)
+            prime_idle = self.prime_idle or 0.0
+            self._executor = LocalExecutor(warm=warm, prime=prime_idle > 0, prime_idle=prime_idle)
         return self._executor
 
     # -- submit ----------------------------------------------------------------------------

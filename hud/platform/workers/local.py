@@ -52,7 +52,8 @@ class LocalExecutor:
     process holds nothing secret: the spec, the team's key and the environment's secrets
     arrive on its stdin when it is used.
 
-    Once a rollout of an environment ran, up to ``warm`` processes are also *primed* for the
+    With ``prime`` (``hud platform serve --prime-idle S``), once a rollout of an environment
+    ran, up to ``warm`` processes are also *primed* for the
     same environment, team key and runtime config: each starts one fresh container at once
     (`hud.platform.workers.rollout.run_primed`), so the next rollouts of a job do not wait
     for a container to boot (as `DockerRuntime`'s warm pool spares a local run). A primed
