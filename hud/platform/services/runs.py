@@ -503,9 +503,11 @@ class _Ingest:
             return found
 
         # Jobs: those entered, and those the entered traces belong to (created when missing).
-        wanted = {_job_of(m.fields) for m in enters.values()} - {None, *named}
+        wanted: set[uuid.UUID] = {
+            jid for m in enters.values() if (jid := _job_of(m.fields)) is not None
+        } - set(named)
         refused_jobs = {jid for jid in wanted if owner(jid) not in (None, team)}
-        job_rows = [
+        job_rows: list[dict[str, Any]] = [
             {**base, "id": jid, "name": _cut(m.fields.get("name"), 500),
              "group_size": m.fields.get("group"),
              "taskset_id": _cut(m.fields.get("taskset_id"), 64)}
@@ -524,11 +526,11 @@ class _Ingest:
         refused_jobs |= {row["id"] for row in job_rows if row["id"] not in done}
 
         # Trace enters (a trace whose job belongs to another team is refused).
-        rows = []
+        rows: list[dict[str, Any]] = []
         for tid, merged in enters.items():
-            jid = _job_of(merged.fields)
-            if jid in refused_jobs:
-                refuse(merged.slots, "job", jid)
+            entered_job = _job_of(merged.fields)
+            if entered_job is not None and entered_job in refused_jobs:
+                refuse(merged.slots, "job", entered_job)
                 continue
             f = merged.fields
             running = f.get("status") == "running"
