@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from hud.protocol.errors import HudError
+
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover - websockets without its C extension
@@ -22,7 +24,7 @@ _DATA = (CONT, TEXT, BINARY)
 _CONTROL = (CLOSE, PING, PONG)
 
 
-class FrameError(Exception):
+class FrameError(HudError, ValueError):
     """A frame that breaks RFC 6455 (close the connection with code 1002)."""
 
 

@@ -34,6 +34,7 @@ from hud.platform.urls import WEB_PREFIX
 from hud.platform.web.kit import SECURITY_HEADERS, Ctx
 from hud.platform.web.pages import signin_page
 from hud.platform.web.routes import Reply, dispatch, not_found, static_reply
+from hud.protocol.errors import HudError
 
 COOKIE = "hud_web"
 #: A session lasts this long (seconds), then the key is asked again.
@@ -50,7 +51,7 @@ class WebViewer:
     ctx: Ctx
 
 
-class SignInRequired(Exception):
+class SignInRequired(HudError):
     def __init__(self, next_url: str, error: str | None = None) -> None:
         self.next_url = next_url
         self.error = error
