@@ -97,13 +97,12 @@ def _stream(platform: Platform, key: str, build_id: str) -> list[Any]:
     return frames
 
 
+# PostgreSQL only. SQLite: secrets stored and kept out of replies in test_deploy.py's scaffold
+# test, a deployed taskset run scoring 1.0 in test_deploy_registry.py.
+@pytest.mark.cases(lambda platform: platform == "postgresql")
 def test_platform_taskset_eval_with_a_secret(
     platform: Platform, work: Path, request: pytest.FixtureRequest
 ) -> None:
-    if platform.kind != "postgresql":
-        # SQLite: secrets stored and kept out of replies in test_deploy.py's scaffold test, a
-        # deployed taskset run here scoring 1.0 in test_deploy_registry.py
-        pytest.skip("covered on SQLite by test_deploy.py and test_deploy_registry.py")
     python_base()
     request.addfinalizer(lambda: remove_platform_images(platform))
     secret = f"s3cret-{uuid.uuid4().hex}"

@@ -92,6 +92,13 @@ def job_and_traces(platform: Platform, key: str, result: dict[str, Any]) -> tupl
         return job_id, [t["id"] for t in reply.json()["items"]]
 
 
+# The official CLI's full matrix runs on SQLite, on PostgreSQL only openai_compatible (the
+# gateway's database use is the same on both; ours covers PostgreSQL).
+@pytest.mark.cases(
+    lambda cli, provider, platform: (
+        cli == "ours" or platform == "sqlite" or provider == "openai_compatible"
+    )
+)
 @pytest.mark.parametrize("cli", ["ours", "official"])
 @pytest.mark.parametrize("provider", list(AGENTS))
 def test_eval_through_the_gateway(
@@ -104,9 +111,6 @@ def test_eval_through_the_gateway(
 ) -> None:
     if cli == "official" and not HAVE_PEER:
         pytest.skip(f"official hud not installed at {PEER_HUD} (make peer)")
-    if cli == "official" and platform.kind != "sqlite" and provider != "openai_compatible":
-        pytest.skip("the official CLI's full matrix runs on SQLite (the gateway's database use "
-                    "is the same on both; ours covers PostgreSQL)")  # fmt: skip
     model, secret = routed["models"][provider]
     key = routed["key"]
     before = len(fake.requests)
