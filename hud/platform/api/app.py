@@ -100,11 +100,6 @@ async def _too_large(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _field(loc: Any) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)] or [str(p) for p in loc]
-    return ".".join(parts) or "body"
-
-
 def create_app(
     db: Database,
     *,
@@ -175,8 +170,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
-        return JSONResponse({"detail": "; ".join(problems[:5]) or "invalid request"}, 422)
+        return JSONResponse({"detail": ingest.problems(list(exc.errors()))}, 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

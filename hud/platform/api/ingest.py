@@ -31,11 +31,14 @@ def parse(model: type[M], raw: bytes) -> M:
 
 
 def problems(errors: list[Any]) -> str:
-    out = []
-    for e in errors[:5]:
-        loc = ".".join(str(p) for p in e.get("loc", ())) or "body"
-        out.append(f"{loc}: {e.get('msg', 'invalid')}")
+    """A 422's ``detail``: the first five validation errors, each as ``field: message``."""
+    out = [f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors[:5]]
     return "; ".join(out) or "invalid request"
+
+
+def _field(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)] or [str(p) for p in loc]
+    return ".".join(parts) or "body"
 
 
 def answer(body: dict[str, Any]) -> Response:
