@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hud.platform.api.deps import Caller
 from hud.platform.api.splice import EXTENSION, Upstream
-from hud.platform.services import PlatformError
+from hud.platform.services import NotFound, PlatformError
 from hud.platform.services.sessions import MAX_FIRST_FRAME, SessionService, with_token
 
 router = APIRouter(prefix="/runtime")
@@ -62,7 +62,7 @@ async def tunnel(websocket: WebSocket, session_id: str) -> None:
             ident, session_id, lambda: Upstream(max_first=MAX_FIRST_FRAME)
         )
     except PlatformError as exc:
-        await websocket.close(code=4003 if exc.__class__.__name__ != "NotFound" else 4004)
+        await websocket.close(code=4004 if isinstance(exc, NotFound) else 4003)
         return
     except OSError:  # the container is still booting: the client retries
         await websocket.accept()
