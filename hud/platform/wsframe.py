@@ -9,6 +9,7 @@ negotiated).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 
@@ -45,6 +46,17 @@ def frame(opcode: int, payload: bytes, *, mask: bool) -> bytes:
 
 def close_payload(code: int) -> bytes:
     return code.to_bytes(2, "big")
+
+
+def set_paused(transport: asyncio.Transport | None, paused: bool) -> None:
+    """Pause or resume reading one side of a splice (nothing once it is closing): the other
+    side's write buffer filled up or drained."""
+    if transport is None or transport.is_closing():
+        return
+    if paused:
+        transport.pause_reading()
+    else:
+        transport.resume_reading()
 
 
 class FrameReader:

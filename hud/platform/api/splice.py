@@ -22,6 +22,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from hud.platform.wsframe import set_paused
+
 #: ASGI scope extension offered by :class:`SplicingProtocol`: ``{"splice": fn}``, where
 #: ``await fn(upstream)`` carries the WebSocket's frames to and from ``upstream`` until either
 #: side closes and returns True, or returns False at once if it cannot (frames came before
@@ -80,8 +82,7 @@ class Upstream(asyncio.Protocol):
         if self.pending:
             data, self.pending = bytes(self.pending), bytearray()
             send(data)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+        set_paused(self.transport, False)
 
     def write(self, data: bytes) -> None:
         """Bytes from the WebSocket to the container."""
@@ -128,9 +129,8 @@ class Upstream(asyncio.Protocol):
         async def downstream() -> None:  # container -> WebSocket
             while (data := await out.get()) is not None:
                 await websocket.send_bytes(data)
-                transport = self.transport
-                if out.qsize() < 8 and transport is not None and not transport.is_closing():
-                    transport.resume_reading()
+                if out.qsize() < 8:
+                    set_paused(self.transport, False)
 
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(upstream()), loop.create_task(downstream())]
@@ -240,12 +240,7 @@ def _splicing_protocol() -> type:
                 self.transport.write(frame(BINARY, data, mask=False))
 
         def _pause_reading(self, paused: bool) -> None:
-            if self.transport.is_closing():
-                return
-            if paused:
-                self.transport.pause_reading()
-            else:
-                self.transport.resume_reading()
+            set_paused(self.transport, paused)
 
         def pause_writing(self) -> None:
             super().pause_writing()
@@ -254,9 +249,8 @@ def _splicing_protocol() -> type:
 
         def resume_writing(self) -> None:
             super().resume_writing()
-            transport = self.upstream.transport if self.upstream is not None else None
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
+            if self.upstream is not None:
+                set_paused(self.upstream.transport, False)
 
         def connection_lost(self, exc: Exception | None) -> None:
             super().connection_lost(exc)

@@ -37,6 +37,7 @@ from hud.platform.wsframe import (
     FrameReader,
     close_payload,
     frame,
+    set_paused,
 )
 from hud.protocol.errors import HudError
 
@@ -277,12 +278,7 @@ class _Local(asyncio.Protocol):
             self.transport.write(data)
 
     def pause_reading(self, paused: bool) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        if paused:
-            self.transport.pause_reading()
-        else:
-            self.transport.resume_reading()
+        set_paused(self.transport, paused)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -423,12 +419,7 @@ class _Tunnel(asyncio.Protocol):
             self._write(frame(BINARY, data, mask=True))
 
     def pause_reading(self, paused: bool) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        if paused:
-            self.transport.pause_reading()
-        else:
-            self.transport.resume_reading()
+        set_paused(self.transport, paused)
 
     def close(self) -> None:
         """The closing handshake (the server then hangs up; after `PING_TIMEOUT` we do)."""
