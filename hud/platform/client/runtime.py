@@ -423,9 +423,11 @@ class _Tunnel(asyncio.Protocol):
 
     def close(self) -> None:
         """The closing handshake (the server then hangs up; after `PING_TIMEOUT` we do)."""
-        if self.reader is None or self.close_sent:
-            if self.transport is not None and self.reader is None:
+        if self.reader is None:  # not open yet: no handshake to do
+            if self.transport is not None:
                 self.transport.close()
+            return
+        if self.close_sent:
             return
         self.close_sent = True
         self._write(frame(CLOSE, close_payload(1000), mask=True))
