@@ -21,6 +21,7 @@ from hud.platform.db import Database
 from hud.platform.db.schema import api_keys, jobs, spans, teams, traces, users
 from hud.platform.services.common import iso, run_id
 from hud.platform.services.identity import Identity
+from hud.platform.services.runs import ACTIVE, TERMINAL, job_status
 from hud.platform.web.data import (
     BINS,
     GROUPS_SHOWN,
@@ -36,21 +37,7 @@ from hud.platform.web.data import (
 )
 from hud.types.job import SUCCESS_THRESHOLD
 
-ACTIVE = ("queued", "running")
-TERMINAL = ("completed", "error", "cancelled")
 STEP_SCHEMA = "hud.step.v1"
-
-
-def _job_status(counts: dict[str, int]) -> str:
-    if not counts:
-        return "created"
-    if any(counts.get(s) for s in ACTIVE):
-        return "running"
-    if counts.get("cancelled"):
-        return "cancelled"
-    if counts.get("error") and not counts.get("completed"):
-        return "error"
-    return "completed"
 
 
 def _uuid(text: str) -> uuid.UUID | None:
@@ -424,7 +411,7 @@ def _has(*statuses: str) -> Any:
 
 
 def _status_filter(status: str) -> Any:
-    """A job's derived status (`_job_status`) as a condition on its traces."""
+    """A job's derived status (`runs.job_status`) as a condition on its traces."""
     idle = not_(_has(*ACTIVE))
     if status == "running":
         return _has(*ACTIVE)
@@ -482,7 +469,7 @@ def _job_row(row: Any, counts: dict[str, Any] | None) -> JobRow:
     return JobRow(
         id=str(row.id),
         name=row.name or "",
-        status=_job_status(counts),
+        status=job_status(counts),
         created_at=iso(row.created_at),
         runs=finished,
         total=sum(counts.values()) or None,
