@@ -429,14 +429,11 @@ def _status_filter(status: str) -> Any:
 
 
 async def _counts(
-    conn: AsyncConnection, job_ids: list[uuid.UUID], team: uuid.UUID | None = None
+    conn: AsyncConnection, job_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, Any]]:
     """Per job: trace counts by status, and ``"reward"``: the mean over rewarded traces."""
     if not job_ids:
         return {}
-    where: list[Any] = [traces.c.job_id.in_(job_ids)]
-    if team is not None:
-        where.append(traces.c.team_id == team)
     rows = (
         await conn.execute(
             select(
@@ -446,7 +443,7 @@ async def _counts(
                 func.sum(traces.c.reward),
                 func.count(traces.c.reward),
             )
-            .where(*where)
+            .where(traces.c.job_id.in_(job_ids))
             .group_by(traces.c.job_id, traces.c.status)
         )
     ).all()
