@@ -12,6 +12,7 @@ trace's ``model`` (what the client reports: the agent's model string).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,8 +41,6 @@ FINISHED = ("completed", "error")
 
 def column_text(value: Any) -> str:
     """A custom column's value as the pages show and filter it: text as is, else JSON."""
-    import json
-
     if value is None:
         return ""
     if isinstance(value, str):
@@ -503,8 +502,6 @@ class CatalogService:
     ) -> tuple[list[tuple[int | None, str]], bool]:
         """The last ``lines`` lines of a build's log as ``(ms timestamp, text)``, and whether
         earlier lines were left out. Secrets were masked when the log was written."""
-        import json
-
         await self.build(ident, env_id, build_id)
         path = self.builds.log_path(parse_uuid(build_id, "build"))
         try:
