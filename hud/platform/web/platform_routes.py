@@ -43,16 +43,10 @@ from hud.platform.web.platform_pages import (
     taskset_page,
     tasksets_page,
 )
+from hud.platform.web.routes import query_int
 
 PAGE_SIZE = 50
 MAX_FORM = 16 * 1024
-
-
-def _int(query: Mapping[str, str], name: str) -> int:
-    try:
-        return max(0, min(int(query.get(name) or 0), 10**9))
-    except ValueError:
-        return 0
 
 
 def _text(query: Mapping[str, str], name: str, size: int = 200) -> str:
@@ -91,7 +85,7 @@ def router() -> APIRouter:
     # -- tasksets ---------------------------------------------------------------------------
     @r.get(WEB_PREFIX + "/tasksets")
     async def tasksets(request: Request, viewer: Viewer) -> HTMLResponse:
-        q, offset = _text(request.query_params, "q"), _int(request.query_params, "offset")
+        q, offset = _text(request.query_params, "q"), query_int(request.query_params, "offset")
         items, total = await _catalog(request).list_tasksets(
             viewer.ident, search=q, limit=PAGE_SIZE, offset=offset
         )
@@ -104,7 +98,7 @@ def router() -> APIRouter:
         query = request.query_params
         catalog = _catalog(request)
         tab = "tasks" if query.get("tab") == "tasks" else "leaderboard"
-        q, offset = _text(query, "q"), _int(query, "offset")
+        q, offset = _text(query, "q"), query_int(query, "offset")
         try:
             board = await catalog.leaderboard(viewer.ident, taskset_id)
             items: list[dict[str, Any]] = []
@@ -131,7 +125,7 @@ def router() -> APIRouter:
     # -- environments -----------------------------------------------------------------------
     @r.get(WEB_PREFIX + "/environments")
     async def environments(request: Request, viewer: Viewer) -> HTMLResponse:
-        q, offset = _text(request.query_params, "q"), _int(request.query_params, "offset")
+        q, offset = _text(request.query_params, "q"), query_int(request.query_params, "offset")
         items, total = await _catalog(request).list_environments(
             viewer.ident, search=q, limit=PAGE_SIZE, offset=offset
         )
@@ -145,7 +139,7 @@ def router() -> APIRouter:
     async def environment(env_ref: str, request: Request, viewer: Viewer) -> HTMLResponse:
         query = request.query_params
         catalog = _catalog(request)
-        offset = _int(query, "offset")
+        offset = query_int(query, "offset")
         try:
             env = await catalog.get_environment(viewer.ident, env_ref)
             items, total = await catalog.environment_builds(
@@ -173,7 +167,7 @@ def router() -> APIRouter:
     # -- models -----------------------------------------------------------------------------
     @r.get(WEB_PREFIX + "/models")
     async def models(request: Request, viewer: Viewer) -> HTMLResponse:
-        offset = _int(request.query_params, "offset")
+        offset = query_int(request.query_params, "offset")
         items, total = await request.app.state.models.list_models(
             viewer.ident, limit=PAGE_SIZE, offset=offset
         )

@@ -55,7 +55,8 @@ def static_reply(name: str) -> Reply | None:
     )
 
 
-def _int(query: Mapping[str, str], name: str) -> int:
+def query_int(query: Mapping[str, str], name: str) -> int:
+    """An integer query parameter clamped to [0, 10**9] (0 when missing or not a number)."""
     try:
         return max(0, min(int(query.get(name) or 0), 10**9))
     except ValueError:
@@ -75,7 +76,7 @@ async def dispatch(source: ViewSource, ctx: Ctx, path: str, query: Mapping[str, 
         if status not in source.statuses:
             status = ""
         page = await source.jobs(
-            query=q, status=status, offset=_int(query, "offset"), limit=PAGE_SIZE
+            query=q, status=status, offset=query_int(query, "offset"), limit=PAGE_SIZE
         )
         return html_reply(
             jobs_page(ctx, page, query=q, status=status, statuses=tuple(source.statuses))
@@ -91,7 +92,7 @@ async def dispatch(source: ViewSource, ctx: Ctx, path: str, query: Mapping[str, 
         if sort not in ROLLOUT_SORTS:
             sort = ""
         rollouts = await source.rollouts(
-            parts[1], status=status, sort=sort, offset=_int(query, "offset"), limit=PAGE_SIZE
+            parts[1], status=status, sort=sort, offset=query_int(query, "offset"), limit=PAGE_SIZE
         )
         if rollouts is None:
             return not_found(ctx, "job")
