@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -70,6 +71,25 @@ class Side:
 
 def sides() -> tuple[Side, Side]:
     return Side("ours", sys.executable, False), Side("official", peer_python(), True)
+
+
+@contextlib.contextmanager
+def databases() -> Iterator[list[tuple[str, Any]]]:
+    """The databases a platform bench runs against: ``("sqlite", None)`` and, when the
+    PostgreSQL binaries are there, ``("postgresql", cluster)`` on a throwaway cluster that
+    is stopped on the way out."""
+    from tests.platform.helpers import Postgres
+
+    cluster = None
+    try:
+        try:
+            cluster = Postgres()
+        except BaseException as exc:  # pytest.skip when the binaries are missing
+            print(f"PostgreSQL unavailable: {exc}", file=sys.stderr)
+        yield [("sqlite", None)] + ([("postgresql", cluster)] if cluster is not None else [])
+    finally:
+        if cluster is not None:
+            cluster.stop()
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from _common import ROOT, Figure, median, scratch_dir, table
+from _common import ROOT, Figure, databases, median, scratch_dir, table
 
 sys.path.insert(0, str(ROOT))
 
@@ -211,16 +211,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--no-eval", action="store_true", help="skip the eval slowdown part")
     ns = parser.parse_args(argv)
     rows, figures = [], []
-    cluster = None
-    try:
-        try:
-            cluster = Postgres()
-        except BaseException as exc:  # pytest.skip when the binaries are missing
-            print(f"PostgreSQL unavailable: {exc}", file=sys.stderr)
-        for kind in ("sqlite", "postgresql"):
-            if kind == "postgresql" and cluster is None:
-                continue
-            r = ingest(kind, ns, cluster if kind == "postgresql" else None)
+    with databases() as dbs:
+        for kind, cluster in dbs:
+            r = ingest(kind, ns, cluster)
             rows.append([kind, r["noop"], r["reports"], r["ratio"]])
             target = RATIO_TARGET if kind == "postgresql" else None
             figures.append(
@@ -230,9 +223,6 @@ def main(argv: list[str] | None = None) -> list[Figure]:
                     (r["ratio"] >= target) if target else None,
                 )
             )  # fmt: skip
-    finally:
-        if cluster is not None:
-            cluster.stop()
     print(f"{ns.concurrency} reporters, {ns.spans} spans per upload, {ns.seconds:g} s each")
     print(table(("database", "no-op loops/s", "reports/s", "ratio"), rows))
     if ns.no_eval:

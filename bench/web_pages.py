@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from _common import ROOT, Figure, median, scratch_dir, table
+from _common import ROOT, Figure, databases, median, scratch_dir, table
 
 sys.path.insert(0, str(ROOT))
 
@@ -280,19 +280,9 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--repeat", type=int, default=20, help="timed requests after the first")
     ns = parser.parse_args(argv)
     rows: list[list] = []
-    cluster = None
-    try:
-        try:
-            cluster = Postgres()
-        except BaseException as exc:  # pytest.skip when the binaries are missing
-            print(f"PostgreSQL unavailable: {exc}", file=sys.stderr)
-        for kind in ("sqlite", "postgresql"):
-            if kind == "postgresql" and cluster is None:
-                continue
-            rows += platform_rows(kind, ns, cluster if kind == "postgresql" else None)
-    finally:
-        if cluster is not None:
-            cluster.stop()
+    with databases() as dbs:
+        for kind, cluster in dbs:
+            rows += platform_rows(kind, ns, cluster)
     rows += local_rows(ns)
     print(f"\njob of {ns.n} rollouts (groups of {ns.group}); median of {ns.repeat} after the first")
     print(
