@@ -226,26 +226,34 @@ def reap(*, owner: str | None = None, dead_only: bool = True) -> int:
 
     Returns how many containers were removed. Never raises for a missing daemon.
     """
+
+    def doomed(labels: dict[str, str]) -> bool:
+        who = labels.get(OWNER_LABEL, "")
+        if owner is not None:
+            return who == owner
+        return not (dead_only and _owner_alive(who))
+
+    return remove_labelled(doomed)
+
+
+def remove_labelled(doomed: Callable[[dict[str, str]], bool]) -> int:
+    """Remove the labelled containers (then networks) whose labels ``doomed`` picks.
+
+    Returns how many containers were removed. Never raises for a missing daemon.
+    """
     try:
         client = docker_client()
     except DockerError:
         return 0
     removed = 0
     for info in client.api.containers(all=True, filters={"label": LABEL}):
-        who = (info.get("Labels") or {}).get(OWNER_LABEL, "")
-        if owner is not None:
-            if who != owner:
-                continue
-        elif dead_only and _owner_alive(who):
+        if not doomed(info.get("Labels") or {}):
             continue
         with contextlib.suppress(Exception):
             client.api.remove_container(info["Id"], force=True, v=True)
             removed += 1
     for net in client.api.networks(filters={"label": LABEL}):
-        who = (net.get("Labels") or {}).get(OWNER_LABEL, "")
-        if owner is not None and who != owner:
-            continue
-        if owner is None and dead_only and _owner_alive(who):
+        if not doomed(net.get("Labels") or {}):
             continue
         with contextlib.suppress(Exception):
             client.api.remove_network(net["Id"])

@@ -533,23 +533,9 @@ def _config(spec: dict[str, Any]) -> Any:
 def remove_containers(prefix: str) -> int:
     """Remove the containers (and networks) whose ``io.hud.session`` label starts with
     ``prefix``: this platform's leftovers after a crash. None without a Docker daemon."""
-    from hud.eval.runtimes.docker import LABEL, SESSION_LABEL, DockerError, docker_client
+    from hud.eval.runtimes.docker import SESSION_LABEL, remove_labelled
 
-    try:
-        client = docker_client()
-    except DockerError:
-        return 0
-    removed = 0
-    for info in client.api.containers(all=True, filters={"label": LABEL}):
-        if str((info.get("Labels") or {}).get(SESSION_LABEL, "")).startswith(prefix):
-            with contextlib.suppress(Exception):
-                client.api.remove_container(info["Id"], force=True, v=True)
-                removed += 1
-    for net in client.api.networks(filters={"label": LABEL}):
-        if str((net.get("Labels") or {}).get(SESSION_LABEL, "")).startswith(prefix):
-            with contextlib.suppress(Exception):
-                client.api.remove_network(net["Id"])
-    return removed
+    return remove_labelled(lambda labels: str(labels.get(SESSION_LABEL, "")).startswith(prefix))
 
 
 def worker_env(base_url: str, key: str, label: str | None = None) -> dict[str, str]:
