@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hud.platform.db import Database
@@ -414,14 +415,14 @@ class _Ingest:
                     outcomes = await self._commit(batch)
                 except Exception as exc:
                     if len(batch) == 1:
-                        outcomes = [exc]
+                        outcomes = [_refusal(exc)]
                     else:  # isolate the culprit: each submission in its own transaction
                         outcomes = []
                         for sub in batch:
                             try:
                                 outcomes.extend(await self._commit([sub]))
                             except Exception as own:
-                                outcomes.append(own)
+                                outcomes.append(_refusal(own))
                 for sub, outcome in zip(batch, outcomes, strict=True):
                     if sub.future.done():  # the caller went away
                         continue
@@ -595,6 +596,16 @@ class _Merged:
 def _job_of(fields: dict[str, Any]) -> uuid.UUID | None:
     job = fields.get("job_id")
     return run_id(job) if job else None  # a UUID once `_apply` has read it
+
+
+def _refusal(exc: Exception) -> Exception:
+    """A submission's failed transaction as its caller sees it: data the database cannot
+    store (PostgreSQL refuses a NUL in text) is the report's fault, a 422 rather than a 500."""
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
+    if isinstance(exc, DBAPIError) and str(state).startswith("22"):  # SQLSTATE class 22: data
+        return Invalid("the database cannot store this report's data (a NUL character in text?)")
+    return exc
 
 
 class _Statements:
