@@ -67,6 +67,37 @@ def _span_rows(tid: uuid.UUID, items: Iterable[dict[str, Any]]) -> list[dict[str
     return list(rows.values())
 
 
+async def status_counts(
+    conn: AsyncConnection, job_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """Per job: trace counts by status, and ``"reward"``: the mean over finished rewarded traces."""
+    if not job_ids:
+        return {}
+    rows = (
+        await conn.execute(
+            select(
+                traces.c.job_id,
+                traces.c.status,
+                func.count(),
+                func.sum(traces.c.reward),
+                func.count(traces.c.reward),
+            )
+            .where(traces.c.job_id.in_(job_ids))
+            .group_by(traces.c.job_id, traces.c.status)
+        )
+    ).all()
+    out: dict[uuid.UUID, dict[str, Any]] = {}
+    sums: dict[uuid.UUID, tuple[float, int]] = {}
+    for job, status, n, total, rewarded in rows:
+        out.setdefault(job, {})[status] = int(n)
+        if status in TERMINAL and rewarded:
+            s, c = sums.get(job, (0.0, 0))
+            sums[job] = (s + float(total), c + int(rewarded))
+    for job, (s, c) in sums.items():
+        out[job]["reward"] = s / c
+    return out
+
+
 def job_status(counts: dict[str, int]) -> str:
     """A job's status from its traces' statuses."""
     if not counts:
@@ -167,14 +198,14 @@ class RunService:
                     .offset(offset)
                 )
             ).all()
-            counts = await self._status_counts(conn, [r.id for r in rows])
+            counts = await status_counts(conn, [r.id for r in rows])
         return [_job(r, counts.get(r.id, {})) for r in rows], total
 
     async def get_job(self, ident: Identity, job_id: str) -> dict[str, Any]:
         jid = run_id(job_id)
         async with self.db.read() as conn:
             row = await self._job_row(conn, ident, jid, job_id)
-            counts = await self._status_counts(conn, [jid])
+            counts = await status_counts(conn, [jid])
         return _job(row, counts.get(jid, {}))
 
     async def job_traces(
@@ -315,36 +346,6 @@ class RunService:
         if row is None:
             raise NotFound(f"Trace {tid} not found")
         return row
-
-    async def _status_counts(
-        self, conn: AsyncConnection, job_ids: list[uuid.UUID]
-    ) -> dict[uuid.UUID, dict[str, Any]]:
-        """Per job: trace counts by status, and ``"reward"``: the mean over finished traces."""
-        if not job_ids:
-            return {}
-        rows = (
-            await conn.execute(
-                select(
-                    traces.c.job_id,
-                    traces.c.status,
-                    func.count(),
-                    func.sum(traces.c.reward),
-                    func.count(traces.c.reward),
-                )
-                .where(traces.c.job_id.in_(job_ids))
-                .group_by(traces.c.job_id, traces.c.status)
-            )
-        ).all()
-        out: dict[uuid.UUID, dict[str, Any]] = {}
-        sums: dict[uuid.UUID, tuple[float, int]] = {}
-        for job, status, n, total, rewarded in rows:
-            out.setdefault(job, {})[status] = int(n)
-            if status in TERMINAL and rewarded:
-                s, c = sums.get(job, (0.0, 0))
-                sums[job] = (s + float(total), c + int(rewarded))
-        for job, (s, c) in sums.items():
-            out[job]["reward"] = s / c
-        return out
 
 
 # -- group commit ---------------------------------------------------------------------------

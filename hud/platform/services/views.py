@@ -21,7 +21,7 @@ from hud.platform.db import Database
 from hud.platform.db.schema import api_keys, jobs, spans, teams, traces, users
 from hud.platform.services.common import iso, run_id
 from hud.platform.services.identity import Identity
-from hud.platform.services.runs import ACTIVE, TERMINAL, job_status
+from hud.platform.services.runs import ACTIVE, TERMINAL, job_status, status_counts
 from hud.platform.web.data import (
     BINS,
     GROUPS_SHOWN,
@@ -105,7 +105,7 @@ class ViewService:
                     .offset(offset)
                 )
             ).all()
-            counts = await _counts(conn, [r.id for r in rows])
+            counts = await status_counts(conn, [r.id for r in rows])
         items = [_job_row(r, counts.get(r.id)) for r in rows]
         return JobsPage(items, int(total), offset, limit)
 
@@ -426,37 +426,6 @@ def _status_filter(status: str) -> Any:
             idle, not_(_has("cancelled")), _has(), or_(_has("completed"), not_(_has("error")))
         )
     return literal(True)
-
-
-async def _counts(
-    conn: AsyncConnection, job_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, dict[str, Any]]:
-    """Per job: trace counts by status, and ``"reward"``: the mean over rewarded traces."""
-    if not job_ids:
-        return {}
-    rows = (
-        await conn.execute(
-            select(
-                traces.c.job_id,
-                traces.c.status,
-                func.count(),
-                func.sum(traces.c.reward),
-                func.count(traces.c.reward),
-            )
-            .where(traces.c.job_id.in_(job_ids))
-            .group_by(traces.c.job_id, traces.c.status)
-        )
-    ).all()
-    out: dict[uuid.UUID, dict[str, Any]] = {}
-    sums: dict[uuid.UUID, tuple[float, int]] = {}
-    for job, status, n, total, rewarded in rows:
-        out.setdefault(job, {})[status] = int(n)
-        if status in TERMINAL and rewarded:
-            s, c = sums.get(job, (0.0, 0))
-            sums[job] = (s + float(total), c + int(rewarded))
-    for job, (s, c) in sums.items():
-        out[job]["reward"] = s / c
-    return out
 
 
 def _job_row(row: Any, counts: dict[str, Any] | None) -> JobRow:
