@@ -247,6 +247,21 @@ async def test_torn_last_line_tolerated(tmp_path: Path) -> None:
     assert all(isinstance(r, dict) for r in rows)
 
 
+async def test_unicode_line_separators_in_text_survive(tmp_path: Path) -> None:
+    # Records are written as UTF-8 without escaping, so an answer holding U+2028, U+2029, U+0085
+    # or a form feed puts those characters raw in the line: only "\\n" may end a row.
+    _, count = make_env()
+    sentence = "a\u2028b\u2029a\x85c\x0ca\x1ed"
+    job, record = await recorded_batch(
+        tmp_path, OracleAgent(), tasks=[count(sentence=sentence, letter="a")]
+    )
+    rows = record.finished_runs()
+    assert [r["args"]["sentence"] for r in rows] == [sentence]
+    assert rows[0]["answer"] == "3"
+    trace = load_trace_file(record.root / "traces" / f"{job.runs[0].trace_id}.jsonl")
+    assert trace["args"]["sentence"] == sentence and trace["reward"] == 1.0
+
+
 def _rejoin(record: JobRecord) -> Job:
     job = Job(id=record.job_id, name=record.name)
     record.attach(job)

@@ -167,6 +167,15 @@ def test_jsonl_rows_and_blank_lines(tmp_path: Path) -> None:
     assert ts["count-4376680e"]._source == str(path.resolve())
 
 
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path: Path) -> None:
+    sentence = "one\u2028two\u2029three\x85four\x0cfive"
+    line = json.dumps(
+        {"env": "spelling", "id": "count", "args": {"sentence": sentence}}, ensure_ascii=False
+    )
+    ts = Taskset.from_file(write(tmp_path / "tasks.jsonl", line + "\n"))
+    assert [t.args["sentence"] for t in ts] == [sentence]
+
+
 def test_json_single_object_and_array(tmp_path: Path) -> None:
     one = write(tmp_path / "one.json", '{"env":"e","id":"a","args":{"x":1}}')
     assert Taskset.from_file(one).slugs == ["a-c8b0bcdb"]

@@ -119,8 +119,10 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return
-    for raw in text.splitlines():
-        raw = raw.strip()
+    # Only "\n" ends a row: text is written unescaped, so U+2028, U+0085, form feeds and the
+    # like may sit raw inside a string (str.splitlines would cut the row there).
+    for raw in text.split("\n"):
+        raw = raw.strip(" \t\r")
         if not raw:
             continue
         try:

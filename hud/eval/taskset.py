@@ -325,7 +325,9 @@ def _kind(value: Any) -> str:
 
 def _jsonl_rows(path: Path, text: str) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a row (str.splitlines would also cut at U+2028, U+0085, form feeds... that a
+    # JSON string may hold raw).
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path} line {number}"
