@@ -249,7 +249,7 @@ async def test_torn_last_line_tolerated(tmp_path: Path) -> None:
 
 async def test_unicode_line_separators_in_text_survive(tmp_path: Path) -> None:
     # Records are written as UTF-8 without escaping, so an answer holding U+2028, U+2029, U+0085
-    # or a form feed puts those characters raw in the line: only "\\n" may end a row.
+    # or a form feed puts those characters raw in the line: only "\n" may end a row.
     _, count = make_env()
     sentence = "a\u2028b\u2029a\x85c\x0ca\x1ed"
     job, record = await recorded_batch(
