@@ -28,22 +28,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hud.platform.db import Database
 from hud.platform.services import (
-    Conflict,
     DeviceService,
-    Forbidden,
     IdentityService,
-    Invalid,
-    NotFound,
     PlatformError,
     RunService,
-    Unauthorized,
 )
 
 log = logging.getLogger("hud.platform")
 
 #: Largest request body accepted (span batches are at most ~4 MiB).
 MAX_BODY = 32 * 1024 * 1024
-_STATUS = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, Invalid: 422}
 
 
 class BodyLimit:
@@ -164,7 +158,7 @@ def create_app(
 
     @app.exception_handler(PlatformError)
     async def _platform_error(_request: Request, exc: PlatformError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+        status = ingest.status_of(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
 

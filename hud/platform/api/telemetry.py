@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
 
-from hud.platform.api.ingest import answer, caller, parse
+from hud.platform.api.ingest import parse
+from hud.platform.services import Identity
 from hud.platform.urls import TELEMETRY_PREFIX
 
 router = APIRouter(prefix=TELEMETRY_PREFIX)
@@ -19,15 +20,12 @@ class Upload(BaseModel):
     telemetry: list[dict[str, Any]]
 
 
-async def telemetry_upload(request: Request) -> Response:
-    """``POST /telemetry/trace/<id>/telemetry-upload`` (registered on the app by
-    `hud.platform.api.ingest.add_routes`)."""
-    trace_id = request.path_params["trace_id"]
-    ident = await caller(request)
-    body = parse(Upload, await request.body())
-    return answer(
-        {"accepted": await request.app.state.runs.upload_spans(ident, trace_id, body.telemetry)}
-    )
+async def telemetry_upload(
+    state: Any, ident: Identity, trace_id: str | None, raw: bytes
+) -> dict[str, Any]:
+    """``POST /telemetry/trace/<id>/telemetry-upload`` (served by `hud.platform.api.ingest`)."""
+    body = parse(Upload, raw)
+    return {"accepted": await state.runs.upload_spans(ident, str(trace_id), body.telemetry)}
 
 
 @router.post("/sdk-events/cli", status_code=204)

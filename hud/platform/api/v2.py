@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hud.platform.api.deps import Caller, Identities, Limit, Offset, Runs
-from hud.platform.api.ingest import answer, caller, parse, problems
+from hud.platform.api.ingest import parse, problems
 from hud.platform.api.telemetry import Upload
-from hud.platform.services import NotFound, PlatformError, RunService
+from hud.platform.services import Identity, NotFound, PlatformError, RunService
 
 router = APIRouter(prefix="/v2")
 
@@ -106,41 +106,37 @@ async def create_project(
     return await identities.create_project(caller, body.name, body.description)
 
 
-# -- run reporting (§5): registered on the app by `hud.platform.api.ingest.add_routes` -----
-async def job_enter(request: Request) -> Response:
-    job_id = request.path_params["job_id"]
-    ident = await caller(request)
-    body = parse(JobEnter, await request.body())
-    runs: RunService = request.app.state.runs
-    return answer(
-        await runs.job_enter(
-            ident, job_id, name=body.name, group=body.group, taskset_id=body.taskset_id
-        )
+# -- run reporting (§5): served by `hud.platform.api.ingest` ------------------------------
+# Each handler takes the app state, the caller, the path's id and the raw body.
+async def job_enter(state: Any, ident: Identity, job_id: str | None, raw: bytes) -> dict[str, Any]:
+    body = parse(JobEnter, raw)
+    runs: RunService = state.runs
+    return await runs.job_enter(
+        ident, str(job_id), name=body.name, group=body.group, taskset_id=body.taskset_id
     )
 
 
-async def trace_enter(request: Request) -> Response:
-    trace_id = request.path_params["trace_id"]
-    ident = await caller(request)
-    body = parse(TraceEnter, await request.body())
-    runs: RunService = request.app.state.runs
-    return answer(await runs.trace_enter(ident, trace_id, **body.model_dump()))
+async def trace_enter(
+    state: Any, ident: Identity, trace_id: str | None, raw: bytes
+) -> dict[str, Any]:
+    body = parse(TraceEnter, raw)
+    runs: RunService = state.runs
+    return await runs.trace_enter(ident, str(trace_id), **body.model_dump())
 
 
-async def trace_exit(request: Request) -> Response:
-    trace_id = request.path_params["trace_id"]
-    ident = await caller(request)
-    body = parse(TraceExit, await request.body())
-    runs: RunService = request.app.state.runs
-    return answer(await runs.trace_exit(ident, trace_id, **body.model_dump()))
+async def trace_exit(
+    state: Any, ident: Identity, trace_id: str | None, raw: bytes
+) -> dict[str, Any]:
+    body = parse(TraceExit, raw)
+    runs: RunService = state.runs
+    return await runs.trace_exit(ident, str(trace_id), **body.model_dump())
 
 
-async def reports(request: Request) -> Response:
+async def reports(state: Any, ident: Identity, _target: str | None, raw: bytes) -> dict[str, Any]:
     """Many §5 reports in one request (our reporter's batched form of job enter, trace
     enter/exit and span upload); one result per item, in order."""
-    ident = await caller(request)
-    body = parse(Reports, await request.body())
-    runs: RunService = request.app.state.runs
+    body = parse(Reports, raw)
+    runs: RunService = state.runs
     results: list[dict[str, Any] | None] = [None] * len(body.items)
     ops: list[tuple[str, str, Any]] = []
     where: list[int] = []
@@ -164,7 +160,7 @@ async def reports(request: Request) -> Response:
             results[i] = {"status": status, "detail": outcome.message}
         else:
             results[i] = {"status": 200}
-    return answer({"results": results})
+    return {"results": results}
 
 
 @router.get("/trace/{trace_id}")
