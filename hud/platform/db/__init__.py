@@ -89,6 +89,20 @@ class Database:
         async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for idempotent telemetry writes whose every statement commits on its
+        own: on PostgreSQL no ``BEGIN``/``COMMIT`` round trips, and commits acknowledged before
+        their WAL reaches disk (as ``write(durable=False)``); on SQLite a write transaction.
+        A failure part-way leaves the statements before it committed."""
+        if self._write_lock is not None:
+            async with self.write() as conn:
+                yield conn
+            return
+        async with self._async_commit_engine().connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     def _async_commit_engine(self) -> AsyncEngine:
         """PostgreSQL connections whose sessions run ``synchronous_commit=off`` (set when they
         connect, so a transaction costs no extra round trip)."""

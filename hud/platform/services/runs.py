@@ -374,12 +374,14 @@ class _Ingest:
     """Group commit of run reports.
 
     Callers queue their reports and wait; one writer task takes everything queued, writes it
-    in one transaction with a few executemany statements (one per kind, whatever the number
-    of reports), commits, and only then answers each caller. While a transaction runs, new
-    reports queue for the next one, so under load a transaction carries many reports and
-    costs one commit; a lone report still goes out at once. A report answered 2xx is
-    committed. If a transaction fails, each caller's reports are retried in a transaction of
-    their own, so one bad report fails alone.
+    with a few executemany statements (one per kind, whatever the number of reports), and only
+    then answers each caller. Every statement is an idempotent upsert, so on PostgreSQL each
+    commits on its own (`Database.autocommit`: no BEGIN/COMMIT round trips). While a batch is
+    written, new reports queue for the next one, so under load a batch carries many reports
+    and costs a few statements; a lone report still goes out at once. A report answered 2xx is
+    committed. If a batch fails, each caller's reports are applied again (idempotently) in a
+    transaction of their own, so one bad report fails alone; a refused report may leave the
+    parts written before its failing statement (a trace without its spans, say).
 
     Team scoping: every upsert is guarded by ``team_id = excluded.team_id`` and returns the
     rows it touched; an id that is missing from ``RETURNING`` belongs to another team
@@ -421,7 +423,7 @@ class _Ingest:
                         outcomes = []
                         for sub in batch:
                             try:
-                                outcomes.extend(await self._commit([sub]))
+                                outcomes.extend(await self._commit([sub], atomic=True))
                             except Exception as own:
                                 outcomes.append(_refusal(own))
                 for sub, outcome in zip(batch, outcomes, strict=True):
@@ -440,14 +442,15 @@ class _Ingest:
             if batch:
                 self.pending.clear()
 
-    async def _commit(self, batch: list[_Submission]) -> list[list[Any]]:
+    async def _commit(self, batch: list[_Submission], *, atomic: bool = False) -> list[list[Any]]:
         outcomes: list[list[Any]] = [[None] * len(sub.ops) for sub in batch]
         groups: dict[Identity, list[tuple[list[Any], int, _Op]]] = {}
         for sub, out in zip(batch, outcomes, strict=True):
             entries = groups.setdefault(sub.ident, [])
             entries.extend((out, i, op) for i, op in enumerate(sub.ops))
         learned: dict[uuid.UUID, uuid.UUID] = {}
-        async with self.db.write(durable=False) as conn:
+        connect = self.db.write(durable=False) if atomic else self.db.autocommit()
+        async with connect as conn:
             statements = self._statements.get(conn.dialect.name)
             if statements is None:
                 statements = self._statements[conn.dialect.name] = _Statements(conn)
