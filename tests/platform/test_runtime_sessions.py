@@ -284,8 +284,19 @@ def test_cancel_stops_hosted_rollouts_and_removes_containers(
         while session_containers(rt_platform) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert session_containers(rt_platform) == []
-        statuses = [t["status"] for t in _job_traces(rt_platform, key)[job_id]]
-        assert statuses == ["cancelled"]
+        [trace] = _job_traces(rt_platform, key)[job_id]
+        assert trace["status"] == "cancelled"
+        with rt_platform.api(key) as api:
+            deadline = time.monotonic() + 30  # its worker reports, then exits (not reused)
+            while not (api.get(f"/v2/trace/{trace['id']}").json()["metadata"] or {}).get(
+                "worker_pid"
+            ):
+                assert time.monotonic() < deadline, "the cancelled worker never reported"
+                time.sleep(0.2)
+            pid = api.get(f"/v2/trace/{trace['id']}").json()["metadata"]["worker_pid"]
+        while _alive(pid):
+            assert time.monotonic() < deadline, "the cancelled worker did not exit"
+            time.sleep(0.2)
         proc.wait(timeout=60)  # the client saw the cancellation on its next poll
     finally:
         if proc.poll() is None:
@@ -451,3 +462,55 @@ def test_sigkill_mid_job_then_restart_resumes_the_queue(
             assert time.monotonic() < deadline, stats
             time.sleep(0.3)
         assert stats["queued"] == 0, stats
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_worker_serves_again_only_its_own_team(
+    rt_platform: Platform, deployed: dict[str, Any]
+) -> None:
+    """A worker process that ran a team's rollout runs that team's next one (its imports and
+    Docker client kept), never another team's; a stopping platform ends them all."""
+    import uuid
+
+    _restart(rt_platform, "--workers", "2", "--prime-idle", "0")
+    other = team_key(rt_platform)
+    work = Path(tempfile.mkdtemp(prefix="hud-rt-other-"))
+    try:
+        project = work / "demo_env"
+        shutil.copytree(deployed["project"], project, ignore=shutil.ignore_patterns(".hud"))
+        proc = deploy(rt_platform, other, make_home(), project, ours=True)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    pids: dict[str, list[int]] = {"a": [], "b": []}
+    for team, key in [("a", deployed["key"]), ("b", other)] * 2:
+        with rt_platform.api(key) as api:
+            made = _submit(api, deployed["model"], team, str(uuid.uuid4()))
+            assert made.status_code == 200, made.text
+            tid = made.json()["trace_id"]
+            [done] = _wait_traces(api, [tid], lambda got: got[0]["status"] in TERMINAL)
+            assert done["reward"] == 1.0, done
+            pids[team].append(done["metadata"]["worker_pid"])
+            deadline = time.monotonic() + 60  # its worker is idle again (or gone)
+            while (stats := api.get("/v2/rollouts/stats").json())["running"] or stats["finishing"]:
+                assert time.monotonic() < deadline, stats
+                time.sleep(0.1)
+    assert pids["a"][0] == pids["a"][1], pids  # served its team again
+    assert pids["b"][0] == pids["b"][1], pids
+    assert not set(pids["a"]) & set(pids["b"]), pids  # never the other team
+    assert all(_alive(pid) for pid in pids["a"] + pids["b"])
+    rt_platform.stop()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in pids["a"] + pids["b"]):
+        assert time.monotonic() < deadline, "a worker outlived its platform"
+        time.sleep(0.1)
+    assert session_containers(rt_platform) == []

@@ -281,6 +281,38 @@ atexit.register(_reap_own_at_exit)
 _reaped_at_start = False
 
 
+def remove_own() -> int:
+    """Remove every container, network and Compose project this process started and still
+    has, and forget them: the end of one rollout in a process that serves another next (a
+    platform worker, `hud.platform.workers.rollout`), so nothing of one outlives it. The
+    watchdog (one per process) and the Docker client stay. Returns how many leftovers it
+    found (0 after a clean rollout). Never raises for a missing daemon."""
+    with _live_lock:
+        pending = dict(_live)
+        _live.clear()
+    for name, kind in pending.items():
+        if kind == "compose":
+            with contextlib.suppress(Exception):
+                subprocess.run(
+                    [*compose_command(), "-p", name, "down", "--volumes", "--timeout", "0"],
+                    capture_output=True,
+                    timeout=60,
+                )
+    removed = len(pending)
+    if _client is None:
+        return removed
+    owner = f"{OWNER_LABEL}={owner_id()}"
+    with contextlib.suppress(Exception):
+        for info in _client.api.containers(all=True, filters={"label": [LABEL, owner]}):
+            with contextlib.suppress(Exception):
+                _client.api.remove_container(info["Id"], force=True, v=True)
+                removed += 1
+        for net in _client.api.networks(filters={"label": [LABEL, owner]}):
+            with contextlib.suppress(Exception):
+                _client.api.remove_network(net["Id"])
+    return removed
+
+
 def reap_orphans_once() -> None:
     """Remove containers left by dead processes, once per process."""
     global _reaped_at_start

@@ -10,15 +10,25 @@ of the environment's deployed image (`DockerRuntime`), and reports the trace thr
 path a local ``hud eval`` uses (`hud.platform.client.report.subscribe`), under the trace id the
 client submitted. SIGTERM cancels the rollout: the container is removed and the trace exits
 ``cancelled``. Exit status 0 once the trace is reported.
+
+With ``--serve`` (the platform's own workers, `hud.platform.workers.local`) the process serves
+one spec after another, each on its own stdin line, until stdin ends: after each rollout its
+containers are gone and its environment is back to what the process started with (no key, no
+secret), and it writes ``DONE <status> <reusable>`` on stdout (the protocol's only writer:
+anything else printed there is discarded). ``reusable`` is 0 unless the rollout completed,
+was not cancelled and left nothing behind; a process that says 0 then exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 #: Spec keys (all JSON): trace_id, job_id, group_id?, env, task, slug?, args, agent {type,
@@ -40,6 +50,8 @@ class _Renamed:
         self.trace_hex = trace_hex
         self.metadata = metadata
         self.group_id = group_id
+        #: The status the trace exited with (None: not yet).
+        self.status: str | None = None
 
     def job_enter(self, *_a: Any, **_k: Any) -> None:
         return None
@@ -53,9 +65,29 @@ class _Renamed:
         self.reporter.span(self.trace_hex, span)
 
     def trace_exit(self, _trace_id: str, **fields: Any) -> None:
+        first, self.status = self.status is None, fields.get("status")
         if self.metadata:
             fields["metadata"] = {**(fields.get("metadata") or {}), **self.metadata}
         self.reporter.trace_exit(self.trace_hex, **fields)
+        if first and self.status == "completed":
+            _say(ENDING)  # likely free again soon: the platform may wait for it
+
+
+#: The lines a ``--serve`` worker writes: ``ENDING`` once its rollout's trace completed (it
+#: tears down next), ``DONE <status> <reusable>`` once that is over.
+ENDING = "ENDING"
+DONE = "DONE"
+#: Rollouts a ``--serve`` worker runs at most before it exits (whatever a rollout leaves in
+#: the process's memory stays bounded).
+SERVE_AT_MOST = 100
+#: The ``--serve`` protocol's stream (the process's original stdout), else None.
+_protocol: Any = None
+
+
+def _say(line: str) -> None:
+    if _protocol is not None:
+        with contextlib.suppress(OSError, ValueError):
+            _protocol.write(line + "\n")
 
 
 def _agent(spec: dict[str, Any]) -> Any:
@@ -149,6 +181,11 @@ def primed_runtime(runtime_spec: dict[str, Any]) -> Any:
 async def run_primed(prime: dict[str, Any]) -> int:
     """A warm worker primed for an environment: its container starts at once, then the
     spec arrives (next stdin line) — or the end of stdin, and the container is removed."""
+    ran = await _run_primed(prime)
+    return 0 if ran is None else ran.code
+
+
+async def _run_primed(prime: dict[str, Any]) -> Ran | None:
     from hud.eval.runtimes.docker import SESSION_ENV
 
     if prime.get("label"):
@@ -161,13 +198,13 @@ async def run_primed(prime: dict[str, Any]) -> int:
     spec = json.loads(line or "null")
     if not isinstance(spec, dict):  # not needed after all
         await runtime.aclose()
-        return 0
+        return None
     _apply_environ(spec)
     if spec.get("runtime") != prime.get("runtime"):
         await runtime.aclose()
-        return await run(spec)
+        return await _run(spec)
     try:
-        return await run(spec, runtime)
+        return await _run(spec, runtime)
     finally:
         await runtime.aclose()  # a spec that could not run left the container unused
 
@@ -201,7 +238,20 @@ def _apply_environ(spec: dict[str, Any]) -> None:
         reload()
 
 
+@dataclass
+class Ran:
+    """How one rollout went: the process's exit status, and whether the process may serve
+    another (the rollout completed, nothing cancelled or failed)."""
+
+    code: int
+    clean: bool = False
+
+
 async def run(spec: dict[str, Any], primed: Any = None) -> int:
+    return (await _run(spec, primed)).code
+
+
+async def _run(spec: dict[str, Any], primed: Any = None) -> Ran:
     from hud.eval import Job, run_job
     from hud.eval.runtimes.docker import DockerRuntime
     from hud.platform.client.report import event_handler, reporter_from_settings
@@ -212,11 +262,12 @@ async def run(spec: dict[str, Any], primed: Any = None) -> int:
     reporter = reporter_from_settings()
     if reporter is None:
         print("no platform to report to (HUD_API_KEY / HUD_API_URL)", file=sys.stderr)
-        return 2
+        return Ran(2)
     # one trace per process: its exit goes out as soon as it is known (the client waits on
     # it), not on the next half-second tick, nor after the container's removal
     reporter.flush_interval = 0.05
     metadata = dict(spec.get("metadata") or {})
+    metadata["worker_pid"] = os.getpid()  # which worker process ran it (one serves many)
     if os.environ.get("HUD_WORKER_NODE"):  # the Ray node that ran it
         metadata["node"] = os.environ["HUD_WORKER_NODE"]
     group = spec.get("group_id")
@@ -243,7 +294,7 @@ async def run(spec: dict[str, Any], primed: Any = None) -> int:
     except Exception as exc:  # a spec that cannot run: an errored trace, not a crash
         renamed.trace_exit("", status="error", reward=0.0, error=f"{type(exc).__name__}: {exc}")
         reporter.close(timeout=30)
-        return 0
+        return Ran(0)
 
     job = Job(id=job_hex, name=str(spec.get("slug") or spec["task"]), group=1)
 
@@ -258,6 +309,7 @@ async def run(spec: dict[str, Any], primed: Any = None) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     timeout = spec.get("rollout_timeout")
+    failed = False
     try:
         result = await run_job(
             task,
@@ -271,14 +323,84 @@ async def run(spec: dict[str, Any], primed: Any = None) -> int:
         if stop.is_set() or not result.job.runs:
             renamed.trace_exit("", status="cancelled", reward=0.0, error="cancelled")
     except Exception as exc:
+        failed = True
         renamed.trace_exit("", status="error", reward=0.0, error=f"{type(exc).__name__}: {exc}")
     finally:
         await runtime.aclose()
         stats = reporter.close(timeout=30)
-    return 0 if not stats.dropped else 1
+    code = 0 if not stats.dropped else 1
+    clean = code == 0 and not failed and not stop.is_set() and renamed.status == "completed"
+    return Ran(code, clean)
 
 
-def main() -> None:
+def serve() -> int:
+    """Serve specs, one per stdin line, until stdin ends (or a rollout leaves the process
+    unfit for another): the platform's reusable workers (`LocalExecutor`)."""
+    global _protocol
+    from hud.eval.runtimes.docker import remove_own
+
+    _protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)  # prints of libraries cannot garble the protocol
+    os.close(quiet)
+    base = dict(os.environ)  # what the platform started it with: no key, no secret
+    threading.Thread(target=_warm_up, name="hud-warm-up", daemon=True).start()
+    first = True
+    for served in range(1, SERVE_AT_MOST + 1):
+        message = _read_message()
+        if message is None:  # closed (unused, or the platform stopped)
+            return 0
+        if first and isinstance(message.get("prime"), dict):
+            ran = asyncio.run(_run_primed(message["prime"]))
+            if ran is None:
+                return 0
+        else:
+            _apply_environ(message)
+            ran = asyncio.run(_run(message))
+        first = False
+        left = remove_own()  # the rollout's containers are gone before it is called done
+        _restore(base)
+        reusable = ran.clean and not left and served < SERVE_AT_MOST
+        _say(f"{DONE} {ran.code} {int(reusable)}")
+        if not reusable:
+            return ran.code
+    return 0
+
+
+def _read_message() -> dict[str, Any] | None:
+    line = sys.stdin.readline()
+    try:
+        message = json.loads(line or "null")
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _restore(base: dict[str, str]) -> None:
+    """The process environment back to ``base`` (the team's key and the platform's URLs
+    gone), and the settings read from it forgotten."""
+    from hud.settings import reload
+
+    os.environ.clear()
+    os.environ.update(base)
+    reload()
+
+
+def _warm_up() -> None:
+    """While a fresh worker waits for (or starts) its first rollout: the Docker client
+    (import, daemon ping) and the model SDK most agents use, so that rollout does not wait
+    for them on its path (the SDK loads while its container boots). Nothing of this is
+    secret."""
+    from hud.eval.runtimes.docker import DockerError, docker_client
+
+    try:
+        docker_client()
+    except DockerError:  # the rollout reports it
+        pass
+    _preload("openai_compatible")
+
+
+def main(argv: list[str] | None = None) -> None:
     # Imported before the spec arrives: a worker started ahead of need (`LocalExecutor`'s warm
     # processes) has paid for them already.
     import hud.agents.factory
@@ -286,6 +408,8 @@ def main() -> None:
     import hud.eval.runtimes.docker
     import hud.platform.client.report  # noqa: F401
 
+    if "--serve" in (sys.argv[1:] if argv is None else argv):
+        sys.exit(serve())
     # one JSON line: the spec; or a prime (`run_primed`) then, on the next line, the spec
     spec = json.loads(sys.stdin.readline() or "null")
     if isinstance(spec, dict) and isinstance(spec.get("prime"), dict):
