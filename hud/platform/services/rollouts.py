@@ -392,8 +392,13 @@ class RolloutService:
             self._loop_task = asyncio.get_running_loop().create_task(self._loop())
 
     async def _loop(self) -> None:
+        checked = 0.0
         while self.queue or self.running:
-            await self._drop_cancelled()
+            # cancellations are read every CANCEL_POLL s; a submit or a rollout's end in
+            # between dispatches at once, without a read first
+            if time.monotonic() - checked >= CANCEL_POLL:
+                checked = time.monotonic()
+                await self._drop_cancelled()
             self._dispatch()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -468,10 +473,21 @@ class RolloutService:
                     "retried": True,
                     "retry_reason": item.spec.get("_lost", "worker lost"),
                 }
-            await self._set_state(item, "running")
-            await self.runs.trace_enter(item.ident, item.trace_id.hex, status="running")
             spec = {k: v for k, v in item.spec.items() if not k.startswith("_")}
-            item.handle = await self.executor.launch(spec, item.env)
+            # the worker starts while the rollout's row and trace say it runs
+            launching = asyncio.ensure_future(self.executor.launch(spec, item.env))
+            try:
+                await asyncio.gather(
+                    self._set_state(item, "running"),
+                    self.runs.trace_enter(item.ident, item.trace_id.hex, status="running"),
+                )
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    handle = await launching
+                    await handle.cancel()
+                    await handle.wait()
+                raise
+            item.handle = await launching
             if item.cancelled:
                 await item.handle.cancel()
             outcome = await item.handle.wait()
