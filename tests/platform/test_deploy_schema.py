@@ -63,3 +63,29 @@ def test_context_tarball_excludes(tmp_path: Path) -> None:
     kept = refilter(io.BytesIO(data), out)
     assert set(kept) >= {"env.py", "Dockerfile", "data/keep.csv"}
     assert "data/big.csv" not in kept
+
+
+def test_ignore_patterns_mean_what_docker_means() -> None:
+    """Each ignore rule matches exactly the paths Docker's own ``.dockerignore`` matcher (the
+    Docker SDK's, as the reference) matches."""
+    import pytest
+
+    build = pytest.importorskip("docker.utils.build", reason="the Docker SDK is the reference")
+    from hud.platform.client.context import _Rule
+
+    patterns = [
+        "*.pyc", "**/*.pyc", "data/*.csv", "data", "/data/", "./a/../data/x?.csv", "**",
+        "a/**", "a/**/b", "a**b", "**/node_modules", "[a-c]*.txt", "[!a]*.txt", "[^a]x",
+        "x[", "x[]]y", "dir/sub", ".dockerignore", "*", "a.b+c(d)", "sp ace",
+    ]  # fmt: skip
+    paths = [
+        "a.pyc", "x/a.pyc", "x/y/a.pyc", "data", "data/big.csv", "data/x1.csv", "data/sub/x.csv",
+        "a", "a/b", "a/x/b", "a/x/y/b", "ab", "axb", "ax/b", "node_modules/m.js",
+        "p/node_modules", "b.txt", "a.txt", "d.txt", "bx", "^x", "ax", "x[", "x]y", "x[]]y",
+        "dir/sub", "dir/sub/f", "dir", ".dockerignore", ".dockerignore/x", "a.b+c(d)", "sp ace",
+        "data/big.csv/inner",
+    ]  # fmt: skip
+    for pattern in patterns:
+        ours, docker = _Rule(pattern), build.PatternMatcher([pattern])
+        for path in paths:
+            assert ours.matches(path) == docker.matches(path), (pattern, path)

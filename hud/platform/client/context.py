@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
@@ -33,14 +34,82 @@ DEFAULT_EXCLUDES = (
 ALWAYS_EXCLUDED = (".git", ".env", ".env.*", "*.env")
 
 
+def _translate(pattern: str) -> str:
+    """A regular expression for one cleaned ignore pattern, with Docker's ``.dockerignore``
+    meaning: ``*`` and ``?`` stop at ``/``, ``**`` spans directories (``**/`` also matches
+    none), ``[...]`` is a class (``[!...]`` negated), anything else is literal."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*" and i < n and pattern[i] == "*":
+            i += 1
+            if i < n and pattern[i] == "/":
+                i += 1
+            out.append(".*" if i >= n else "(?:.*/)?")
+        elif c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = i + 1 if i < n and pattern[i] == "!" else i
+            if end < n and pattern[end] == "]":
+                end += 1
+            end = pattern.find("]", end)
+            if end < 0:
+                out.append(re.escape(c))
+                continue
+            body = pattern[i:end].replace("\\", "\\\\")
+            i = end + 1
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            elif body.startswith("^"):
+                body = "\\" + body
+            out.append(f"[{body}]")
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
+def _clean(pattern: str) -> list[str]:
+    """A pattern's path components: no empty or ``.`` ones, each ``..`` eating the one before."""
+    parts: list[str] = []
+    for part in pattern.strip().split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return parts
+
+
+class _Rule:
+    """One pattern: it matches a path, or the same number of leading components of the path's
+    parent directory; never the ``.dockerignore`` file itself (Docker always sends it)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.parts = _clean(pattern)
+        self.regex = re.compile(_translate("/".join(self.parts)))
+
+    def matches(self, rel: str) -> bool:
+        parts = rel.split("/")
+        if parts[0] == ".dockerignore":
+            return False
+        if self.regex.fullmatch(rel) is not None:
+            return True
+        parent = parts[:-1]
+        return len(self.parts) <= len(parent) and (
+            self.regex.fullmatch("/".join(parent[: len(self.parts)])) is not None
+        )
+
+
 class Ignore:
     """Gitignore-style rules (``!`` negation, ``/`` anchoring, ``dir/``, ``**``), applied to
     POSIX paths relative to the context root; the last matching rule wins."""
 
     def __init__(self, patterns: Iterable[str] = (), *, anchored_by_default: bool = False) -> None:
-        from docker.utils.build import PatternMatcher
-
-        self._rules: list[tuple[bool, object]] = []
+        self._rules: list[tuple[bool, _Rule]] = []
         for raw in patterns:
             line = raw.strip()
             if not line or line.startswith("#"):
@@ -52,8 +121,9 @@ class Ignore:
             line = line.lstrip("/")
             if not line:
                 continue
-            pattern = line if anchored else f"**/{line}"
-            self._rules.append((negate, PatternMatcher([pattern])))
+            rule = _Rule(line if anchored else f"**/{line}")
+            if rule.parts:
+                self._rules.append((negate, rule))
 
     def excluded(self, rel: str) -> bool:
         """True when ``rel`` (or one of its parent directories) is excluded."""
@@ -61,8 +131,8 @@ class Ignore:
         result = False
         for i in range(1, len(parts) + 1):
             prefix = "/".join(parts[:i])
-            for negate, matcher in self._rules:
-                if matcher.matches(prefix):  # type: ignore[attr-defined]
+            for negate, rule in self._rules:
+                if rule.matches(prefix):
                     result = not negate
             if result and i < len(parts):
                 return True
