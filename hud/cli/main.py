@@ -56,13 +56,11 @@ def version() -> None:
     _version_callback(True)
 
 
-def _register() -> None:
+def _register(argv: list[str] | None = None) -> None:
+    """Add the commands (only the one ``argv`` runs, when it names one) to `app`."""
     from hud.cli import commands
 
-    commands.register(app)
-
-
-_register()
+    commands.register(app, argv)
 
 
 def _debug(argv: list[str]) -> bool:
@@ -79,7 +77,11 @@ def _debug(argv: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # httpx imports its own command line (click, pygments, rich's syntax) when click is
+    # installed: ~20 ms of start-up for a module hud never runs.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
+        _register(args)
         app(args=args, prog_name="hud")
         return 0
     except SystemExit as exc:

@@ -4,6 +4,7 @@ head), and context tarballs keep and drop what they should."""
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -89,3 +90,34 @@ def test_ignore_patterns_mean_what_docker_means() -> None:
         ours, docker = _Rule(pattern), build.PatternMatcher([pattern])
         for path in paths:
             assert ours.matches(path) == docker.matches(path), (pattern, path)
+
+
+def test_deploy_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """`hud deploy` (here with --dry-run) loads its own command module, not the others, nor the
+    Docker SDK, nor httpx's command line: start-up is part of every deploy's time."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "env.py").write_text("from hud import Environment\nenv = Environment('one')\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    code = (
+        "import json, sys\n"
+        "from hud.cli.main import main\n"
+        "code = main(['-q', 'deploy', '.', '--dry-run', '--json', '--no-env'])\n"
+        "mods = sorted(m for m in sys.modules if m.startswith(('hud.cli.', 'docker', 'httpx')))\n"
+        "sys.stderr.write(json.dumps({'code': code, 'mods': mods,\n"
+        "                             'httpx_cli': sys.modules.get('httpx._main') is not None}))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    seen = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert seen["code"] == 0, proc.stderr
+    assert "hud.cli.deploy_cmd" in seen["mods"] and "httpx" in seen["mods"]
+    others = [m for m in seen["mods"] if m.endswith("_cmd") and m != "hud.cli.deploy_cmd"]
+    assert others == [], "other commands' modules were imported"
+    assert not [m for m in seen["mods"] if m.startswith("docker")], "the Docker SDK was imported"
+    assert not seen["httpx_cli"], "httpx's own command line was imported"

@@ -13,6 +13,17 @@ from hud.protocol.errors import HudError
 RETRY_STATUSES = {429, 502, 503, 504}
 
 
+def tls_verify(url: str) -> Any:
+    """``verify`` for an httpx client of ``url``: the default for https; for plain http, a
+    TLS context without CA certificates, cheap to make (loading the CA bundle costs ~20 ms of
+    start-up), never used, and refusing every server if it ever were."""
+    if not url.lower().startswith("http://"):
+        return True
+    import ssl
+
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 class PlatformAPIError(HudError):
     """A non-2xx reply (``status``; 0 when the platform could not be reached)."""
 
@@ -32,10 +43,23 @@ class PlatformAPI:
             base_url=self.api_url + "/v2",
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=timeout,
+            verify=tls_verify(self.api_url),
         )
 
     def close(self) -> None:
         self._http.close()
+
+    def same_origin(self, url: str) -> bool:
+        """True when ``url`` is on the platform's own scheme, host and port."""
+        theirs, ours = httpx.URL(url), httpx.URL(self.api_url)
+        return (theirs.scheme, theirs.host, theirs.port) == (ours.scheme, ours.host, ours.port)
+
+    def send_without_key(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request to ``url`` (on this platform: `same_origin`) over this client's
+        connection, without the API key (an upload URL carries its own token)."""
+        request = self._http.build_request(method, url, **kwargs)
+        request.headers.pop("Authorization", None)
+        return self._http.send(request)
 
     def __enter__(self) -> PlatformAPI:
         return self

@@ -164,6 +164,9 @@ def deploy(
     """Deploy ``request.target``; ``on_event(kind, text)`` gets ``step``, ``log`` and ``status``
     lines. Saves the registry id in the directory's ``.hud/config.json``."""
     root, name = find_env_name(request.target, request.name)
+    # The tarball is packed in a thread while the first calls are under way (zlib and the
+    # sockets release the GIL); the calls are the official client's, in its order.
+    packing = _Packing(root)
     with PlatformAPI(api_url, api_key, timeout=600) as api:
         try:
             me = api.request("GET", "/auth/me")
@@ -173,12 +176,12 @@ def deploy(
             project = request.project_id or link.get("project_id") or _default_project()
             project_id = resolve_project(api, project) if project else None
             on_event("step", f"Environment name: {name}")
-            data = pack(root)
-            on_event("step", f"Context tarball: {len(data)} bytes")
             slot = api.request("POST", "/builds/upload-url")
             build_id, upload_url = str(slot["build_id"]), str(slot["upload_url"])
             on_event("step", f"Build ID: {build_id}")
-            _put(upload_url, data)
+            data = packing.result()
+            on_event("step", f"Context tarball: {len(data)} bytes")
+            _put(api, upload_url, data)
             body: dict[str, Any] = {
                 "source": "direct",
                 "build_id": build_id,
@@ -210,7 +213,38 @@ def deploy(
                 status = api.request("GET", f"/builds/{build_id}/status")
         except PlatformAPIError as exc:
             raise DeployError(f"Request failed: {exc.message}") from None
+        finally:
+            packing.join()
     return DeployResult(build_id=build_id, registry_id=registry_id, name=name, status=status)
+
+
+class _Packing:
+    """`pack` of a directory in a thread of its own; `result` waits for it (and raises what
+    it raised)."""
+
+    def __init__(self, root: Path) -> None:
+        import threading
+
+        self._data: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(root,), daemon=True)
+        self._thread.start()
+
+    def _run(self, root: Path) -> None:
+        try:
+            self._data = pack(root)
+        except BaseException as exc:
+            self._error = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> bytes:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._data is not None
+        return self._data
 
 
 def resolve_project(api: PlatformAPI, ref: str) -> str:
@@ -239,11 +273,15 @@ def resolve_project(api: PlatformAPI, ref: str) -> str:
     return str(project["id"])
 
 
-def _put(url: str, data: bytes) -> None:
+def _put(api: PlatformAPI, url: str, data: bytes) -> None:
+    """PUT the tarball to its upload URL: over the API's connection when the URL is on the
+    platform itself (without the API key either way), else with a client of its own."""
+    headers = {"content-type": "application/gzip"}
     try:
-        reply = httpx.put(
-            url, content=data, headers={"content-type": "application/gzip"}, timeout=300
-        )
+        if api.same_origin(url):
+            reply = api.send_without_key("PUT", url, content=data, headers=headers, timeout=300)
+        else:
+            reply = httpx.put(url, content=data, headers=headers, timeout=300)
     except httpx.HTTPError as exc:
         raise DeployError(f"uploading the build context failed: {exc}") from None
     if reply.status_code >= 300:
