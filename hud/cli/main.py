@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -110,3 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         error(f"{type(exc).__name__}: {exc}", "re-run with -vv for the traceback")
         return 1
+    finally:
+        # The process exits next and the OS frees what is left: frozen, it is not walked again
+        # by the interpreter's last collections (~40 ms at exit once a command's imports ran).
+        gc.freeze()
