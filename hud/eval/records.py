@@ -162,8 +162,11 @@ def _norm_id(text: str) -> str:
 
 # -- serializing runs ------------------------------------------------------------------
 def step_json(step: Any) -> dict[str, Any]:
-    """A step in JSON mode without None fields (the telemetry payload shape)."""
-    return step.model_dump(mode="json", exclude_none=True)
+    """A step in JSON mode without None fields (the telemetry payload shape; made once for
+    the record and the step's spans, see `hud.telemetry.step_payload`)."""
+    from hud.telemetry import step_payload
+
+    return step_payload(step)
 
 
 def trace_header(run: Any, duration: float | None, finished_at: str) -> TraceHeader:

@@ -8,6 +8,7 @@ commands given the same ``--data-dir`` reach the same platform.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -202,6 +203,11 @@ async def serve(
         server = _Server(config, on_stop=app.state.gateway.flush)
         if on_start is not None:
             on_start(Started(url=url, admin_key=admin_key, db=redact_url(database.url)))
+        # What is alive now (modules, the app, the schema) lives as long as the server: out of
+        # the collector's sight, a full collection no longer walks it every time a burst of
+        # reports (parsed JSON: many small containers) triggers one.
+        gc.collect()
+        gc.freeze()
         try:
             await server.serve(sockets=[sock])
         finally:

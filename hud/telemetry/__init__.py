@@ -7,6 +7,7 @@ from hud.telemetry.spans import (
     local_dir,
     new_span_id,
     normalize_trace_id,
+    step_payload,
     step_span,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "local_dir",
     "new_span_id",
     "normalize_trace_id",
+    "step_payload",
     "step_span",
 ]

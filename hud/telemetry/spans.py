@@ -38,11 +38,31 @@ def new_span_id() -> str:
     return secrets.token_hex(8)
 
 
-def step_span(task_run_id: str, step: Any) -> dict[str, Any]:
-    """The span of one recorded step, in the reference's exported shape."""
+#: The step whose payload was made last, and that payload (see `step_payload`).
+_last_payload: tuple[Any, dict[str, Any]] | None = None
+
+
+def step_payload(step: Any) -> dict[str, Any]:
+    """``step`` in JSON mode without None fields: its span's ``hud.payload`` and its line in
+    the job record. The one made last is kept (one step, not a growing cache), so the job
+    record's step line, the local span and the reported span of a step just recorded share one
+    serialisation. Treat it as read-only."""
+    global _last_payload
+    last = _last_payload
+    if last is not None and last[0] is step:
+        return last[1]
+    payload = step.model_dump(mode="json", exclude_none=True)
+    _last_payload = (step, payload)
+    return payload
+
+
+def step_span(task_run_id: str, step: Any, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The span of one recorded step, in the reference's exported shape; ``payload``: the
+    step's `step_payload` when already made."""
     from hud.types.trace import now_iso
 
-    payload = step.model_dump(mode="json", exclude_none=True)
+    if payload is None:
+        payload = step_payload(step)
     end = step.ended_at or now_iso()
     error = step.error
     return {

@@ -54,10 +54,13 @@ def _report(reporter: Reporter, event: Any, *, model: str | None, taskset_id: st
     elif kind == "step":
         from functools import partial
 
-        from hud.telemetry import step_span
+        from hud.telemetry import step_payload, step_span
 
-        # made in the reporter's thread, off the eval's loop
-        reporter.span(event.trace_id, partial(step_span, str(event.trace_id), event.step))
+        # the step's payload as the job record just made it; the span around it is made in
+        # the reporter's thread, off the eval's loop
+        step = event.step
+        span = partial(step_span, str(event.trace_id), step, step_payload(step))
+        reporter.span(event.trace_id, span)
     elif kind == "rollout_finished":
         row, trace = event.row, event.trace
         trace_id = row.trace_id or trace.trace_id
