@@ -201,6 +201,18 @@ def test_step_span_start_falls_back_to_end() -> None:
     assert span["start_time"] == span["end_time"] == "2026-01-01T00:00:00.000000Z"
 
 
+def test_a_recorded_step_is_serialised_once_for_record_and_spans() -> None:
+    from hud.eval.records import step_json
+    from hud.telemetry import step_payload
+
+    first, second = AgentStep(content="a"), AgentStep(content="b")
+    payload = step_json(first)  # the job record's line, as the step is recorded
+    assert step_payload(first) is payload  # the span reuses it ...
+    assert step_span("abc", first)["attributes"]["hud.payload"] is payload
+    assert step_payload(second)["content"] == "b"  # ... and a new step gets its own
+    assert step_payload(first) == payload and step_payload(first) is not payload
+
+
 # -- the official package writes the same spans ------------------------------------------
 SNIPPET = textwrap.dedent(
     """

@@ -41,7 +41,10 @@ def test_auth_required_revoked_and_team_isolation(platform: Platform) -> None:
         for method, path in paths:
             reply = anon.request(method, path, json={})
             assert reply.status_code == 401, (path, reply.text)
-            assert "detail" in reply.json()
+            assert "detail" in reply.json() and reply.headers["www-authenticate"] == "Bearer"
+        # the report routes take POST only, whichever layer answers
+        assert anon.get(f"/v2/trace/{trace}/exit").status_code == 405
+        assert anon.put(f"/telemetry/trace/{trace}/telemetry-upload").status_code == 405
         assert anon.post("/telemetry/sdk-events/cli", json={"events": []}).status_code == 204
         assert anon.get("/v2/auth/me", headers={"Authorization": "Bearer nope"}).status_code == 401
 
