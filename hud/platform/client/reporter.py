@@ -63,7 +63,7 @@ class Reporter:
         api_key: str,
         *,
         concurrency: int = 4,
-        flush_interval: float = 0.25,
+        flush_interval: float = 1.0,
         max_pending: int = 20_000,
         timeout: float = 10.0,
     ) -> None:
