@@ -78,14 +78,14 @@ def _routes() -> list[tuple[str, re.Pattern[str], Handler]]:
     from hud.platform.api import telemetry, v2
     from hud.platform.urls import TELEMETRY_PREFIX
 
-    table = [
+    table: list[tuple[str, Handler]] = [
         ("/v2/trace/job/{job_id}/enter", v2.job_enter),
         ("/v2/trace/{trace_id}/enter", v2.trace_enter),
         ("/v2/trace/{trace_id}/exit", v2.trace_exit),
         ("/v2/reports", v2.reports),
         (TELEMETRY_PREFIX + "/trace/{trace_id}/telemetry-upload", telemetry.telemetry_upload),
     ]
-    out = []
+    out: list[tuple[str, re.Pattern[str], Handler]] = []
     for path, handler in table:
         pattern = re.sub(r"\\\{\w+\\\}", "([^/]+)", re.escape(path))
         out.append((path, re.compile(pattern), handler))
