@@ -190,6 +190,15 @@ def ensure_reaper() -> None:
         _reaper = (os.getpid(), write_fd)
 
 
+def watched_from_outside() -> None:
+    """This process's containers are removed by a watchdog another process runs for it (a
+    platform worker forked by its zygote, `hud.platform.workers.zygote`, whose watchdog
+    follows all its workers): `ensure_reaper` starts none."""
+    global _reaper
+    with _live_lock:
+        _reaper = (os.getpid(), -1)
+
+
 def _untrack(name: str) -> None:
     with _live_lock:
         _live.pop(name, None)
