@@ -8,7 +8,9 @@ DELETE removes the container, a session whose client vanished is reaped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -514,3 +516,133 @@ def test_a_worker_serves_again_only_its_own_team(
         assert time.monotonic() < deadline, "a worker outlived its platform"
         time.sleep(0.1)
     assert session_containers(rt_platform) == []
+
+
+# -- the worker zygote (hud.platform.workers.zygote) ------------------------------------------
+
+
+def _ppid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                if _ppid(int(entry.name)) == pid:
+                    out.append(int(entry.name))
+    return out
+
+
+def _zygotes(platform: Platform) -> list[int]:
+    assert platform.proc is not None
+    return [p for p in _children(platform.proc.pid) if "workers.zygote" in _cmdline(p)]
+
+
+def _run_one(api: Any, model: str, name: str) -> dict[str, Any]:
+    import uuid
+
+    made = _submit(api, model, name, str(uuid.uuid4()))
+    assert made.status_code == 200, made.text
+    [done] = _wait_traces(api, [made.json()["trace_id"]], lambda got: got[0]["status"] in TERMINAL)
+    return done
+
+
+def test_workers_are_forked_by_a_zygote_that_holds_no_key(
+    rt_platform: Platform, deployed: dict[str, Any]
+) -> None:
+    _restart(rt_platform, "--workers", "2", "--prime-idle", "0")
+    key = deployed["key"]
+    assert _zygotes(rt_platform) == []  # started on first need, not with the platform
+    with rt_platform.api(key) as api:
+        done = _run_one(api, deployed["model"], "z1")
+    assert done["reward"] == 1.0, done
+    pid = done["metadata"]["worker_pid"]
+    [zygote] = _zygotes(rt_platform)
+    assert _ppid(pid) == zygote
+    environ = Path(f"/proc/{zygote}/environ").read_bytes()
+    assert b"HUD_API_KEY" not in environ and key.encode() not in environ
+    # one container watchdog for all the zygote's workers, none of the worker's own
+    assert [p for p in _children(zygote) if "reaper --many" in _cmdline(p)]
+    assert not [p for p in _children(pid) if "reaper" in _cmdline(p)]
+
+
+def test_a_worker_killed_mid_rollout_is_lost_its_container_removed_and_cancel_is_quick(
+    rt_platform: Platform, deployed: dict[str, Any]
+) -> None:
+    import signal
+    import uuid
+
+    from hud.eval.runtimes.docker import OWNER_LABEL, docker_client
+
+    _restart(rt_platform, "--workers", "2", "--prime-idle", "0")
+    with rt_platform.api(deployed["key"]) as api:
+        slow = _submit(api, deployed["slow"], "killed", str(uuid.uuid4())).json()["trace_id"]
+        _wait_traces(api, [slow], lambda got: got[0]["status"] == "running")
+
+        def container() -> str | None:
+            found = [
+                v for k, v in _rollout_containers(rt_platform).items()
+                if k.startswith(uuid.UUID(slow).hex)
+            ]  # fmt: skip
+            return found[0] if found else None
+
+        deadline = time.monotonic() + 120
+        while (first := container()) is None:
+            assert time.monotonic() < deadline, "the slow rollout's container never started"
+            time.sleep(0.3)
+        time.sleep(2)  # the agent is inside its `sleep 300`
+        labels = docker_client().api.inspect_container(first)["Config"]["Labels"]
+        pid = int(labels[OWNER_LABEL].rsplit(":", 1)[1])
+        assert _ppid(pid) in _zygotes(rt_platform)
+        os.kill(pid, signal.SIGKILL)
+        # lost: the killed worker's container is removed, and the rollout runs again
+        deadline = time.monotonic() + 60
+        while first in _rollout_containers(rt_platform).values():
+            assert time.monotonic() < deadline, "the killed worker's container was not removed"
+            time.sleep(0.3)
+        while (second := container()) is None or second == first:
+            assert time.monotonic() < deadline, "the retried rollout's container never started"
+            time.sleep(0.3)
+        time.sleep(2)
+        started = time.monotonic()
+        cancelled = api.post("/v2/rollouts/cancel", json={"trace_id": slow})
+        assert cancelled.status_code == 200, cancelled.text
+        while (
+            _rollout_containers(rt_platform)
+            or api.get(f"/v2/trace/{slow}").json()["status"] != "cancelled"
+        ):
+            assert time.monotonic() - started < 5, "the cancel took more than 5 s"
+            time.sleep(0.1)
+        # the trace says why it ran again (reported by its second worker as it exited)
+        again = _wait_traces(api, [slow], lambda got: (got[0]["metadata"] or {}).get("retried"))
+        assert "killed by signal 9" in again[0]["metadata"]["retry_reason"], again
+
+
+def test_a_killed_zygote_is_started_again(rt_platform: Platform, deployed: dict[str, Any]) -> None:
+    import signal
+
+    _restart(rt_platform, "--workers", "2", "--prime-idle", "0")
+    with rt_platform.api(deployed["key"]) as api:
+        first = _run_one(api, deployed["model"], "z2")
+        assert first["reward"] == 1.0, first
+        [zygote] = _zygotes(rt_platform)
+        idle = first["metadata"]["worker_pid"]
+        os.kill(zygote, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(idle) and "workers.zygote" in _cmdline(idle):  # it dies with its zygote
+            assert time.monotonic() < deadline, "a worker outlived its zygote"
+            time.sleep(0.1)
+        again = _run_one(api, deployed["model"], "z3")
+        assert again["reward"] == 1.0, again
+        [new] = _zygotes(rt_platform)
+        assert new != zygote and _ppid(again["metadata"]["worker_pid"]) == new

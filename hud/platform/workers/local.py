@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -19,6 +20,9 @@ from typing import Any
 from hud.eval.runtimes.docker import SESSION_ENV
 from hud.platform.services.rollouts import Outcome
 from hud.platform.workers.ray import die_with_parent
+from hud.platform.workers.zygote import ForkedProcess, Zygote
+
+log = logging.getLogger("hud.platform.workers")
 
 #: Seconds a cancelled worker gets to remove its container before it is killed (its
 #: containers are then removed by the Docker watchdog).
@@ -29,6 +33,8 @@ REUSE_IDLE = 60.0
 #: Seconds a rollout waits at most for a worker of its team that is tearing down its last
 #: rollout (its trace completed) when no idle one is left, before it starts a new process.
 HANDOFF_WAIT = 5.0
+#: Seconds after a zygote failed to start during which workers are started as processes.
+ZYGOTE_RETRY = 60.0
 
 
 def team_of(env: dict[str, str]) -> str:
@@ -41,7 +47,7 @@ def team_of(env: dict[str, str]) -> str:
 class Worker:
     """A ``--serve`` worker process; ``team`` once it ran a rollout (`team_of`)."""
 
-    proc: asyncio.subprocess.Process
+    proc: asyncio.subprocess.Process | ForkedProcess
     team: str | None = None
     idle_since: float = 0.0
     #: Its rollout's trace completed; it is removing the rollout's containers.
@@ -112,7 +118,11 @@ class LocalExecutor:
     one rollout at a time each.
 
     ``warm`` of them are started ahead of need (Python, hud, the Docker client and the
-    model SDK loaded), so a rollout does not wait for an interpreter to start. A fresh
+    model SDK loaded), so a rollout does not wait for an interpreter to start. With ``fork``
+    (the default) they are forked by a zygote (`hud.platform.workers.zygote`, started on
+    first need: it has loaded all that once), so a fresh worker costs a fork, not an
+    interpreter's start; when the zygote cannot start or fork, workers are started as
+    processes, and a zygote that died is started again on next need. A fresh
     worker holds nothing secret: the spec, the team's key and the environment's secrets
     arrive on its stdin when it is used. After a rollout that completed, its worker (its
     containers removed, its environment back to the base) waits for the next rollout *of
@@ -138,8 +148,10 @@ class LocalExecutor:
         prime: bool = True,
         prime_idle: float = 20.0,
         reuse_idle: float = REUSE_IDLE,
+        fork: bool = True,
     ) -> None:
         self.warm = warm
+        self.fork = fork
         self.prime = prime and warm > 0
         self.prime_idle = prime_idle
         self.reuse_idle = reuse_idle
@@ -155,9 +167,19 @@ class LocalExecutor:
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._workdir = tempfile.mkdtemp(prefix="hud-workers-")
+        self._zygote: Zygote | None = None
+        self._zygote_start: asyncio.Task[Zygote | None] | None = None
+        self._zygote_failed = -ZYGOTE_RETRY
 
     async def _spawn(self) -> Worker:
-        base = {k: os.environ[k] for k in PASS_THROUGH if os.environ.get(k)}
+        """A fresh worker: forked by the zygote (started on first need), else a new process."""
+        if self.fork:
+            zygote = await self._zygote_up()
+            if zygote is not None:
+                try:
+                    return Worker(await zygote.fork())
+                except Exception as exc:
+                    log.warning("forking a worker failed (%s); starting a process instead", exc)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -165,11 +187,39 @@ class LocalExecutor:
             "--serve",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env=base,
+            env=_base_env(),
             cwd=self._workdir,
             preexec_fn=die_with_parent,  # a killed platform takes its workers along
         )
         return Worker(proc)
+
+    async def _zygote_up(self) -> Zygote | None:
+        """The running zygote: started now if there is none (or it died); None while a start
+        that failed is recent (`ZYGOTE_RETRY`)."""
+        if self._zygote is not None and self._zygote.alive:
+            return self._zygote
+        if self._zygote_start is None or self._zygote_start.done():
+            if time.monotonic() - self._zygote_failed < ZYGOTE_RETRY or self._closed:
+                return None
+            if self._zygote is not None:  # it died: its workers died with it
+                self._zygote.close(kill=True)
+                self._zygote = None
+            self._zygote_start = asyncio.get_running_loop().create_task(self._start_zygote())
+        return await asyncio.shield(self._zygote_start)
+
+    async def _start_zygote(self) -> Zygote | None:
+        zygote = Zygote(_base_env(), self._workdir)
+        try:
+            await zygote.start()
+        except Exception as exc:
+            self._zygote_failed = time.monotonic()
+            log.warning("the worker zygote did not start (%s); starting processes instead", exc)
+            return None
+        if self._closed:
+            await zygote.aclose()
+            return None
+        self._zygote = zygote
+        return zygote
 
     def _background(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -338,9 +388,13 @@ class LocalExecutor:
             if worker.alive:
                 with contextlib.suppress(ProcessLookupError):
                     worker.proc.kill()
+        if self._zygote_start is not None:
+            self._zygote_start.cancel()
+        if self._zygote is not None:  # it exits once its running workers have
+            await self._zygote.aclose()
 
 
-def _close(proc: asyncio.subprocess.Process) -> None:
+def _close(proc: asyncio.subprocess.Process | ForkedProcess) -> None:
     """End a worker between rollouts: an empty stdin makes it exit (a primed one removes
     its container first)."""
     if proc.stdin is not None and proc.returncode is None:
@@ -367,3 +421,8 @@ def _prime_of(spec: dict[str, Any], env: dict[str, str]) -> tuple[str | None, An
 
 #: What a worker process inherits from the platform's environment (no keys).
 PASS_THROUGH = ("PATH", "HOME", "PYTHONPATH", "DOCKER_HOST", "DOCKER_CONFIG", "TMPDIR", "LANG")
+
+
+def _base_env() -> dict[str, str]:
+    """A fresh worker's (and the zygote's) environment: `PASS_THROUGH` only."""
+    return {k: os.environ[k] for k in PASS_THROUGH if os.environ.get(k)}
