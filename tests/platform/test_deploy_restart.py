@@ -34,10 +34,14 @@ def platform_dir() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float = 300) -> None:
+def _wait(
+    what: str, check: Callable[[], bool], timeout: float = 300, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"still waiting for {what}"
+        if time.monotonic() >= deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise AssertionError(f"still waiting for {what} after {timeout:g} s\n{tail}")
         time.sleep(0.2)
 
 
@@ -73,7 +77,13 @@ def test_build_killed_with_the_platform_fails_at_restart(platform_dir: Path) -> 
             )
             assert started.status_code == 200, started.text
         log = platform.data_dir / "builds" / f"{build_id}.log"
-        _wait("the build's sleeping step", lambda: bool(_step_containers(marker)))
+
+        def sleeping() -> bool:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            assert "Build failed" not in text, f"the build ended early:\n{text[-3000:]}"
+            return bool(_step_containers(marker))
+
+        _wait("the build's sleeping step", sleeping, log=log)
 
         platform.stop(signal.SIGKILL)
         platform.start()
