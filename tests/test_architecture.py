@@ -11,10 +11,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1] / "hud"
 
 
+def _parse(source: str) -> ast.Module:
+    """``ast.parse``, tried again on ``SystemError``: CPython 3.11 can fail a parse with a
+    spurious "AST constructor recursion depth mismatch" (gh-106905, its depth count left off
+    by an error in an earlier conversion); seen once here after the agent tests."""
+    for attempt in range(3):
+        try:
+            return ast.parse(source)
+        except SystemError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _imports(path: Path, *, everywhere: bool) -> Iterator[tuple[str, int]]:
     """Absolute module names a file imports, with their line: at module level, or
     ``everywhere`` (inside functions, under ``TYPE_CHECKING``)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree) if everywhere else tree.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             yield node.module, node.lineno
