@@ -29,6 +29,7 @@ from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
 from hud.capabilities import Capability
 from hud.eval.trace import MCPToolResult, Usage
+from hud.transport.sdk_http import http_client
 
 if TYPE_CHECKING:
     from hud.eval.run import Run
@@ -71,6 +72,7 @@ class ClaudeAgent(ToolAgent):
             max_retries=0,
             timeout=cfg.request_timeout_seconds,
             default_headers=route.headers(run),
+            http_client=http_client(anthropic, timeout=cfg.request_timeout_seconds),
         )
 
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:

@@ -32,6 +32,7 @@ from hud.agents.tools.screen import Screen
 from hud.agents.tools.shell import ShellOps
 from hud.capabilities import Capability
 from hud.eval.trace import MCPToolResult, Usage
+from hud.transport.sdk_http import http_client
 
 if TYPE_CHECKING:
     from hud.eval.run import Run
@@ -84,6 +85,7 @@ class OpenAIAgent(ToolAgent):
             max_retries=0,
             timeout=cfg.request_timeout_seconds,
             default_headers=route.headers(run),
+            http_client=http_client(openai, timeout=cfg.request_timeout_seconds),
         )
 
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:

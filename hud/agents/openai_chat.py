@@ -23,6 +23,7 @@ from hud.agents.tool_agent import (
 from hud.agents.tools.base import AgentTool, result_images
 from hud.agents.tools.catalogs import chat_tools
 from hud.agents.tools.shell import ShellOps
+from hud.transport.sdk_http import http_client
 from hud.types.trace import MCPToolResult, Usage
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class OpenAIChatAgent(ToolAgent):
             max_retries=0,
             timeout=cfg.request_timeout_seconds,
             default_headers=route.headers(run),
+            http_client=http_client(openai, timeout=cfg.request_timeout_seconds),
         )
 
     def shell_tools(self, ops: ShellOps) -> list[AgentTool]:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from hud.graders.base import Grader
 from hud.graders.scores import SubScore
+from hud.transport.sdk_http import http_client
 
 __all__ = ["LLMJudgeGrader", "parse_verdict"]
 
@@ -238,12 +239,20 @@ def _client(route: JudgeRoute, timeout: float) -> Any:
         import anthropic
 
         return anthropic.AsyncAnthropic(
-            api_key=route.api_key, base_url=route.base_url, max_retries=0, timeout=timeout
+            api_key=route.api_key,
+            base_url=route.base_url,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client(anthropic, timeout=timeout),
         )
     import openai
 
     return openai.AsyncOpenAI(
-        api_key=route.api_key, base_url=route.base_url, max_retries=0, timeout=timeout
+        api_key=route.api_key,
+        base_url=route.base_url,
+        max_retries=0,
+        timeout=timeout,
+        http_client=http_client(openai, timeout=timeout),
     )
 
 

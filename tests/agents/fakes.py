@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -80,8 +82,11 @@ class FakeProvider:
         script: list[Item] | None = None,
         *,
         handler: Callable[[Recorded], Reply | Fail] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
+        """``tls``: (certificate, key) files to serve https with."""
         self.script: list[Item] = list(script or [])
+        self.tls = tls
         self.handler = handler
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
@@ -107,6 +112,10 @@ class FakeProvider:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -123,7 +132,7 @@ class FakeProvider:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     # -- helpers for tests -----------------------------------------------------------------
     def bodies(self, fragment: str = "") -> list[Any]:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import shutil
 import ssl
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.certs import OPENSSL, self_signed
 from tests.platform.deploy_helpers import (
     cli_env,
     python_base,
@@ -28,38 +28,6 @@ from tests.platform.deploy_helpers import (
 from tests.platform.helpers import Platform, make_home, requires_extra, run_cli
 
 pytestmark = [requires_extra]
-
-OPENSSL = shutil.which("openssl")
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost (its own CA), and its key."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            OPENSSL,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 class TLSProxy:
