@@ -729,16 +729,21 @@ def run_container(
     security_opt: Sequence[str] = (),
     limits: dict[str, Any] | None = None,
     run_args: Sequence[str] = (),
+    entrypoint: Sequence[str] | None = None,
 ) -> str:
     """Create and start a detached container (blocking; run it with `in_thread`); its id.
 
     The one way this package starts a container. ``publish``: a container TCP port published
-    on ``127.0.0.1`` (a free host port); ``limits``: `_resources_kwargs`. With ``run_args``
-    (verbatim ``docker run`` flags) the Docker CLI starts it, else the API (two calls: create
-    and start). Raises `DockerError` with the reason.
+    on ``127.0.0.1`` (a free host port); ``limits``: `_resources_kwargs`; ``entrypoint``
+    (non-empty) replaces the image's, and then its CMD is not used: ``command`` or nothing.
+    With ``run_args`` (verbatim ``docker run`` flags) the Docker CLI starts it, else the API
+    (two calls: create and start). Raises `DockerError` with the reason.
     """
     if run_args:
         argv = ["docker", "run", "--detach", "--name", name]
+        if entrypoint:  # the CLI takes one word: the rest goes before the command
+            argv += ["--entrypoint", entrypoint[0]]
+            command = [*entrypoint[1:], *(command or ())]
         for key, value in labels.items():
             argv += ["--label", f"{key}={value}"]
         for key, value in (env or {}).items():
@@ -770,6 +775,7 @@ def run_container(
         created = api.create_container(
             image,
             command=list(command) if command is not None else None,
+            entrypoint=list(entrypoint) if entrypoint else None,
             name=name,
             labels=labels,
             environment=env or None,
@@ -832,7 +838,9 @@ class DockerRuntime:
 
     Each container is limited to ``memory_mb`` of memory, ``cpus`` CPUs (at most the host's)
     and ``pids`` processes unless its row's ``runtime_config.resources`` sets ``memory_mb`` /
-    ``cpu``; None lifts a limit. A watchdog process removes the containers of a process that
+    ``cpu``; None lifts a limit. ``entrypoint`` / ``command`` (exec form, non-empty) replace the
+    image's ENTRYPOINT / CMD in its containers (a replaced ENTRYPOINT drops the image's CMD, as
+    ``docker run --entrypoint`` does). A watchdog process removes the containers of a process that
     dies, even by SIGKILL, within seconds (`hud.eval.runtimes.reaper`).
     """
 
@@ -851,6 +859,8 @@ class DockerRuntime:
         memory_mb: int | None = DEFAULT_MEMORY_MB,
         cpus: float | None = DEFAULT_CPUS,
         pids: int | None = DEFAULT_PIDS,
+        entrypoint: Sequence[str] | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
         if isinstance(runtime_config, dict):
             runtime_config = RuntimeConfig.model_validate(runtime_config)
@@ -865,6 +875,8 @@ class DockerRuntime:
         self.ready_timeout = ready_timeout
         self.sandbox = sandbox
         self.defaults = Defaults(memory_mb=memory_mb, cpus=cpus, pids=pids)
+        self.entrypoint = tuple(entrypoint) if entrypoint else None
+        self.command = tuple(command) if command else None
         self._removing: set[asyncio.Future[None]] = set()
         self._images: set[str] = set()  # images known to exist locally
         self._scoped = 0
@@ -1060,6 +1072,8 @@ class DockerRuntime:
                 security_opt=self._security(),
                 limits=_resources_kwargs(config, self.defaults),
                 run_args=self.run_args,
+                entrypoint=self.entrypoint,
+                command=self.command,
             )
             res = config.resources
             if res is not None and res.storage_mb:

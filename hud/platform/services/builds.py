@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,120 @@ FOLLOW_POLL_S = 1.0
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : ")
 _STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+#: A parser directive line (only at the top of a Dockerfile).
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9_]*)\s*=")
+_CONTINUED = re.compile(r"\\[ \t]*$")
+_KEYWORD = re.compile(r"[\t\v\f\r ]+")
+#: Steps that change the image's files (a capture may start from the image of the last one).
+_FS_STEPS = ("run", "copy", "add")
+#: Steps after it that leave what a container of the image runs unchanged.
+_INERT_STEPS = ("expose", "label", "stopsignal", "maintainer")
+#: Steps after it whose effect the capture applies itself (as container-create options).
+_COMMAND_STEPS = ("cmd", "entrypoint")
+
+
+@dataclass(frozen=True)
+class Tail:
+    """A Dockerfile whose last steps after its last file-changing one (``anchor``, a RUN, COPY
+    or ADD of the last stage, numbered from 1) only set metadata: CMD and ENTRYPOINT, whose
+    effect ``launch`` computes, and steps that do not change what a container runs (EXPOSE,
+    LABEL, STOPSIGNAL, MAINTAINER). ``steps`` are its instructions as the legacy builder prints
+    them (``Step i/n : <text>``), to check against the build's own lines."""
+
+    steps: tuple[str, ...]
+    anchor: int
+    commands: tuple[tuple[str, list[str] | str], ...]  # ("cmd"|"entrypoint", exec argv | shell)
+    cmd_set: bool  # the anchor's stage sets CMD before it
+
+    def launch(self, config: dict[str, Any]) -> tuple[list[str] | None, list[str] | None]:
+        """(entrypoint, command) of the final image, from ``config`` (the anchor image's
+        ``Config``), as the legacy builder sets them: a shell form runs in the image's SHELL
+        (default ``/bin/sh -c``); an ENTRYPOINT clears the CMD unless the stage set one."""
+        entrypoint = list(config.get("Entrypoint") or []) or None
+        command = list(config.get("Cmd") or []) or None
+        shell = list(config.get("Shell") or []) or ["/bin/sh", "-c"]
+        cmd_set = self.cmd_set
+        for word, form in self.commands:
+            argv = form if isinstance(form, list) else [*shell, form]
+            if word == "cmd":
+                command, cmd_set = argv, True
+            else:
+                entrypoint = argv
+                if not cmd_set:
+                    command = None
+        return entrypoint, command
+
+
+def dockerfile_tail(text: str) -> Tail | None:
+    """The `Tail` of a Dockerfile, or None when its last steps are not only ones it handles
+    exactly (ENV, ARG, WORKDIR, USER, SHELL, ONBUILD, HEALTHCHECK, VOLUME..., a flag, an empty
+    or malformed exec form) or it cannot be read plainly (an ``escape`` directive)."""
+    lines = text.splitlines()
+    for line in lines:
+        directive = _DIRECTIVE.match(line.strip())
+        if directive is None:
+            break
+        if directive.group(1).lower() == "escape":
+            return None
+    steps: list[str] = []
+    current: str | None = None
+    for raw in lines:
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue  # also inside a continued instruction, as docker does
+        piece = raw.lstrip() if current is None else raw
+        more = _CONTINUED.search(piece)
+        if more is not None:
+            current = (current or "") + piece[: more.start()]
+            continue
+        steps.append(((current or "") + piece).strip())
+        current = None
+    if current is not None and current.strip():
+        steps.append(current.strip())
+    words = [_KEYWORD.split(step, maxsplit=1)[0].lower() for step in steps]
+    if "from" not in words:
+        return None
+    stage = len(words) - 1 - words[::-1].index("from")
+    anchor = next(
+        (
+            i
+            for i in range(len(words) - 1, stage, -1)
+            if words[i] not in (*_INERT_STEPS, *_COMMAND_STEPS)
+        ),
+        None,
+    )
+    if anchor is None or words[anchor] not in _FS_STEPS or anchor == len(steps) - 1:
+        return None
+    commands: list[tuple[str, list[str] | str]] = []
+    for step, word in zip(steps[anchor + 1 :], words[anchor + 1 :], strict=True):
+        if word in _COMMAND_STEPS:
+            form = _command_form(step)
+            if form is None:
+                return None
+            commands.append((word, form))
+    return Tail(tuple(steps), anchor + 1, tuple(commands), "cmd" in words[stage + 1 : anchor])
+
+
+def _command_form(step: str) -> list[str] | str | None:
+    """A CMD/ENTRYPOINT step's exec form (a non-empty JSON array of strings) or shell form
+    (its text); None for what is not handled (flags, empty, ``[`` but not such an array)."""
+    parts = _KEYWORD.split(step, maxsplit=1)
+    rest = parts[1].strip() if len(parts) == 2 else ""
+    if not rest or rest.startswith("--"):
+        return None
+    if not rest.startswith("["):
+        return rest
+    try:
+        value = json.loads(rest)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        return None
+    try:  # a lone surrogate: Go's decoder would not keep it as it is
+        "".join(value).encode()
+    except UnicodeError:
+        return None
+    return value
 
 
 def normalize_env_name(name: str) -> str:
@@ -702,19 +817,27 @@ class BuildService:
         context: Path,
         dockerfile: str,
         blog: BuildLog,
-        user_image: Callable[[str], None] = lambda _id: None,
-    ) -> None:
+        user_image: Callable[[str, Tail | None], None] = lambda _id, _tail: None,
+        tail: Tail | None = None,
+    ) -> bool:
         """Build ``row.uri`` (blocking). ``user_image`` gets the id of the image of the
         Dockerfile's last step — all of it but our label — when it is new (some step was not
-        served from the cache), as the daemon starts the label step."""
+        served from the cache), as the daemon starts the label step. With ``tail`` (the
+        Dockerfile's, as read from the context) it gets instead, as the daemon starts the step
+        after the tail's anchor, the anchor's image and ``tail`` when that image is new and
+        the build's steps so far are the tail's (and no base image's ONBUILD trigger ran: one
+        can set CMD). False when they were not to the end: a capture started from that image
+        does not tell what the built image serves."""
         import docker.errors
 
         from hud.eval.runtimes.docker import docker_client
 
         api = docker_client().api
         label_step = f"LABEL {IMAGE_LABEL}="
-        steps = cached = 0
+        steps = cached = froms = 0
         last: str | None = None
+        followed = tail is not None  # the build's steps are the tail's so far
+        early = False  # ``user_image`` was given the tail's anchor
         try:
             with open(context, "rb") as fh:
                 for chunk in api.build(
@@ -735,15 +858,36 @@ class BuildService:
                             step = _STEP.match(line)
                             if step is not None:
                                 steps += 1
+                                number, total = int(step.group(1)), int(step.group(2))
+                                said = line[step.end() :]
+                                froms += _KEYWORD.split(said, maxsplit=1)[0].lower() == "from"
+                                if tail is not None and followed:
+                                    followed = total == len(tail.steps) + 1 and (
+                                        said == tail.steps[number - 1]
+                                        if number <= len(tail.steps)
+                                        else number == total and label_step in line
+                                    )
                                 if (
-                                    label_step in line
+                                    tail is not None
+                                    and followed
+                                    and number == tail.anchor + 1
+                                    and last is not None
+                                    and cached < tail.anchor - froms  # some step was built
+                                ):
+                                    early = True
+                                    user_image(last, tail)
+                                elif (
+                                    not early
+                                    and label_step in line
                                     and step.group(1) == step.group(2)
                                     and last is not None
                                     and cached < steps - 2  # the FROM step never says cached
                                 ):
-                                    user_image(last)
+                                    user_image(last, None)
                             elif line.strip() == "---> Using cache":
                                 cached += 1
+                            elif line.startswith("# Executing ") and "build trigger" in line:
+                                followed = False  # a base image's ONBUILD steps: not read
                             elif (image := _STEP_IMAGE.match(line)) is not None:
                                 last = image.group(1)
                         blog.write(text)
@@ -752,6 +896,7 @@ class BuildService:
                         raise BuildFailed("\n".join(blog.tail[-ERROR_LINES:]))
         except docker.errors.APIError as exc:
             raise BuildFailed(f"docker build failed: {exc.explanation or exc}") from None
+        return followed or not early
 
     def _push(self, ref: str, blog: BuildLog) -> None:
         from hud.eval.runtimes.docker import docker_client
@@ -854,34 +999,50 @@ class BuildService:
         env_vars: dict[str, str],
         probes: contextlib.AsyncExitStack,
     ) -> asyncio.Future[dict[str, Any]] | None:
-        """Build the image; when it is new, its manifest capture starts as soon as the image
-        of the Dockerfile's last step exists — while the daemon adds our label and tags it (the
-        same image but for that label). Returns the capture under way, if any."""
+        """Build the image; when it is new, its manifest capture starts before the build ends:
+        from the image of the Dockerfile's last step that changes files, with the CMD and
+        ENTRYPOINT of the steps after it applied to the container (see `Tail`), as the
+        daemon starts the step after it; else (a tail not handled) from the image of the
+        Dockerfile's last step, while the daemon adds our label and tags it (the same image
+        but for that label). Returns the capture under way, if any."""
         from hud.eval.runtimes.docker import in_thread
 
         loop = asyncio.get_running_loop()
-        seen: asyncio.Future[str] = loop.create_future()
+        seen: asyncio.Future[tuple[str, Tail | None]] = loop.create_future()
 
-        def settle(image_id: str) -> None:
+        def settle(image_id: str, tail: Tail | None) -> None:
             if not seen.done():
-                seen.set_result(image_id)
+                seen.set_result((image_id, tail))
 
-        def user_image(image_id: str) -> None:
-            loop.call_soon_threadsafe(settle, image_id)
+        def user_image(image_id: str, tail: Tail | None) -> None:
+            loop.call_soon_threadsafe(settle, image_id, tail)
 
+        tail = await in_thread(_read_tail, context, dockerfile)
         building = asyncio.ensure_future(
-            in_thread(self._docker_build, row, context, dockerfile, blog, user_image)
+            in_thread(self._docker_build, row, context, dockerfile, blog, user_image, tail)
         )
         capture: asyncio.Future[dict[str, Any]] | None = None
         try:
             either: set[asyncio.Future[Any]] = {building, seen}
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if seen.done() and not building.done():
-                blog.write("Serving the image once to read its manifest (hello + tasks.list)")
+                image_id, used = seen.result()
+                if used is None:
+                    blog.write("Serving the image once to read its manifest (hello + tasks.list)")
+                else:
+                    blog.write(
+                        f"Serving the image of step {used.anchor}/{len(used.steps) + 1} once to "
+                        "read its manifest (hello + tasks.list), with the CMD and ENTRYPOINT "
+                        "of the steps after it"
+                    )
                 capture = asyncio.ensure_future(
-                    self._manifest(seen.result(), None, env_vars, probes)
+                    self._manifest(image_id, None, env_vars, probes, tail=used)
                 )
-            await building
+            if not await building and capture is not None:
+                blog.write("The build's steps were not the Dockerfile's as read: capture again")
+                capture.cancel()
+                await asyncio.gather(capture, return_exceptions=True)
+                capture = None
         except BaseException:
             seen.cancel()
             if capture is not None:
@@ -919,15 +1080,29 @@ class BuildService:
         runtime_config: dict[str, Any] | None,
         env_vars: dict[str, str],
         probes: contextlib.AsyncExitStack,
+        *,
+        tail: Tail | None = None,
     ) -> dict[str, Any]:
-        """``hello`` + ``tasks.list`` of a container of ``image``; the container is removed when
-        ``probes`` is closed (inside ``async with`` a `DockerRuntime` removes in the background)."""
+        """``hello`` + ``tasks.list`` of a container of ``image`` (with ``tail``: the image of
+        its anchor step, run with the entrypoint and command the tail gives it); the container
+        is removed when ``probes`` is closed (inside ``async with`` a `DockerRuntime` removes in
+        the background)."""
         from hud.clients.client import HudClient
-        from hud.eval.runtimes.docker import DockerRuntime
+        from hud.eval.runtimes.docker import DockerRuntime, docker_client, in_thread
         from hud.eval.task import Task
 
         config = runtime_config or {"image": image}
-        runtime = DockerRuntime(runtime_config=config, env_vars=env_vars, prefork=0)
+        entrypoint = command = None
+        if tail is not None:
+            inspected = await in_thread(docker_client().api.inspect_image, image)
+            entrypoint, command = tail.launch(inspected.get("Config") or {})
+        runtime = DockerRuntime(
+            runtime_config=config,
+            env_vars=env_vars,
+            prefork=0,
+            entrypoint=entrypoint,
+            command=command,
+        )
         await probes.enter_async_context(runtime)
         probe = Task(env="manifest", id="manifest")
         try:
@@ -966,6 +1141,17 @@ async def _both(first: Any, second: Any) -> tuple[Any, Any]:
         if isinstance(result, BaseException):
             raise result
     return results[0], results[1]
+
+
+def _read_tail(context: Path, dockerfile: str) -> Tail | None:
+    """The `Tail` of the Dockerfile in the context tarball, if it has one."""
+    try:
+        with tarfile.open(context) as tar:
+            fh = tar.extractfile(dockerfile)
+            data = fh.read(1 << 20) if fh is not None else b""
+        return dockerfile_tail(data.decode("utf-8"))
+    except (OSError, KeyError, tarfile.TarError, UnicodeError):
+        return None
 
 
 def _refilter(src: Any, out: Any) -> list[str]:
