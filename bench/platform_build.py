@@ -17,7 +17,9 @@ build and the deploy alternate, so both see the same load):
   tagged``, incl. the image label step); image tagged -> end recorded (what is left of the
   manifest capture, recording the end); end recorded -> CLI exit (log stream end, status
   ``GET``, output, process exit); and, apart, the whole manifest capture (a container of the
-  image started, ``hello`` + ``tasks.list``), which starts during the label step;
+  image started, ``hello`` + ``tasks.list``), which starts as the daemon begins the step after
+  the scaffold's last RUN (from that step's image, with the CMD after it), so it overlaps the
+  EXPOSE, CMD and label steps;
 - `hud deploy --help`: the Python CLI's start-up alone, which the Go `docker` CLI does not pay;
 - redeploy, no change (end to end): `hud deploy` again, the layer cache answering every step.
 

@@ -163,3 +163,26 @@ def test_a_base_images_onbuild_steps_fall_back(
     with platform.api(key) as api:
         env = api.get(f"/v2/registry/{linked(project)['registry_id']}").json()
     assert [t["id"] for t in env["latest_build"]["manifest"]["tasks"]] == ["count"]
+
+
+@pytest.mark.parametrize("cli", [False, True], ids=["api", "docker-run"])
+def test_run_container_entrypoint_override(images: str, cli: bool) -> None:
+    """The capture's container runs ``entrypoint + command`` whichever way it is started (the
+    ``docker run`` CLI takes one word of entrypoint: the rest goes before the command)."""
+    from hud.eval.runtimes.docker import docker_client, labels, remove_container, run_container
+
+    name = f"hud-capture-test-{uuid.uuid4().hex[:8]}"
+    try:
+        run_container(
+            "debian:bookworm-slim",
+            name=name,
+            labels=labels("container"),
+            entrypoint=["sh", "-c"],
+            command=["sleep 30", "ignored-argv0"],
+            run_args=("--init",) if cli else (),
+        )
+        seen = docker_client().api.inspect_container(name)
+        assert [seen["Path"], *seen["Args"]] == ["sh", "-c", "sleep 30", "ignored-argv0"]
+        assert seen["State"]["Running"]
+    finally:
+        remove_container(name)
