@@ -38,6 +38,8 @@ import socket
 import subprocess
 import sys
 
+from hud.protocol.errors import HudError
+
 log = logging.getLogger("hud.platform.workers")
 
 #: Seconds the zygote gets to import everything and say ``ready``.
@@ -254,7 +256,7 @@ def main() -> None:
 # -- the platform's side -----------------------------------------------------------------------
 
 
-class ZygoteError(RuntimeError):
+class ZygoteError(HudError, RuntimeError):
     """The zygote did not start, or did not fork."""
 
 
