@@ -375,3 +375,21 @@ def test_reporter_makes_lazy_spans_once(platform: Platform) -> None:
         spans = page(api, f"/v2/trace/{trace}/spans")
         assert [s["attributes"]["hud.payload"]["content"] for s in spans] == ["lazy"]
         assert api.get(f"/v2/trace/{trace}").json()["status"] == "completed"
+
+
+def test_reporter_ids_as_hex(platform: Platform) -> None:
+    """Our reporter sends a trace id given in any UUID form as 32 lowercase hex digits (the
+    form already in use is kept as is): the platform files all of them under one trace."""
+    from hud.platform.client.reporter import Reporter
+
+    key = platform.new_key()
+    trace = uuid.uuid4()
+    reporter = Reporter(platform.url, f"{platform.url}/telemetry", key)
+    reporter.trace_enter(str(trace).upper(), task_slug="ids")
+    reporter.span(str(trace), span(trace, "e" * 16, "dashed", "2026-01-01T00:00:00Z"))
+    reporter.trace_exit(trace.hex, status="completed", reward=1.0)
+    stats = reporter.close(30)
+    assert (stats.sent, stats.dropped, stats.pending) == (3, 0, 0), stats
+    with platform.api(key) as api:
+        assert [s["span_id"] for s in page(api, f"/v2/trace/{trace.hex}/spans")] == ["e" * 16]
+        assert api.get(f"/v2/trace/{trace.hex}").json()["status"] == "completed"

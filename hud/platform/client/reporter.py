@@ -17,21 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
+import json
 import logging
+import re
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 log = logging.getLogger("hud.platform.report")
 
 MAX_SPANS = 100
-#: Reports per ``POST /v2/reports`` request.
-BATCH_ITEMS = 200
+#: Reports per ``POST /v2/reports`` request (the platform takes up to 2,000): few requests, as
+#: each one costs the platform (and the eval's process, the two sharing the machine) more than
+#: its reports do.
+BATCH_ITEMS = 1000
 RETRYABLE = {408, 425, 429, 500, 502, 503, 504}
 #: At close, items still failing are dropped once the platform has not answered for this long.
 GIVE_UP_AFTER = 10.0
@@ -85,6 +92,9 @@ class Reporter:
         self._last_success: float | None = None
         #: Whether the platform takes batched reports (``POST /v2/reports``); None = untried.
         self._batched: bool | None = None
+        #: The worker's connections: batches to a plain-http platform, and httpx's client.
+        self._plain: _PlainHTTP | None = None
+        self._http: httpx.AsyncClient | None = None
 
     # -- the producer side (any thread; never blocks) -------------------------------------
     def job_enter(
@@ -176,28 +186,26 @@ class Reporter:
             log.warning("platform reporting stopped: %s", exc)
 
     async def _main(self) -> None:
-        headers = {"Authorization": f"Bearer {self._key}"}
-        limits = httpx.Limits(
-            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-        )
-        # Plain-http platforms (the self-hosted default) need no TLS context: building one
-        # (loading the CA bundle) would cost the eval's process tens of milliseconds.
-        plain = all(u.startswith("http://") for u in (self.api_url, self.telemetry_url))
         wake = asyncio.Event()
         with self._lock:
             self._loop, self._wake = asyncio.get_running_loop(), wake
-        async with httpx.AsyncClient(
-            headers=headers, timeout=self.timeout, limits=limits, verify=not plain
-        ) as http:
-            sem = asyncio.Semaphore(self.concurrency)
+        # Batches to a plain-http platform (the self-hosted default) go over one keep-alive
+        # connection of the standard library's: an httpx client (its transport's imports, its
+        # set-up, its per-request work) would cost the eval's process more than the reports.
+        if self.api_url.startswith("http://"):
+            self._plain = _PlainHTTP(f"{self.api_url}/v2/reports", self._key, self.timeout)
+        sem = asyncio.Semaphore(self.concurrency)
+        try:
             while True:
                 closing = self._closing
                 batch = self._take()
                 if batch:
                     requests = self._requests(batch)
                     if self._batched is not False:
-                        requests = await self._send_batched(http, requests)
-                    await asyncio.gather(*(self._send(http, sem, r) for r in requests))
+                        requests = await self._send_batched(requests)
+                    if requests:
+                        http = self._client()
+                        await asyncio.gather(*(self._send(http, sem, r) for r in requests))
                 with self._lock:
                     left = len(self._queue)
                 if closing and not left:
@@ -208,6 +216,41 @@ class Reporter:
                 if not closing:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), self.flush_interval)
+        finally:
+            if self._plain is not None:
+                self._plain.close()
+            if self._http is not None:
+                await self._http.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        """The httpx client (made on first use): for a TLS platform, and for one-by-one
+        reports (a platform without our batch endpoint)."""
+        if self._http is None:
+            limits = httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            )
+            # Plain-http platforms need no TLS context: building one (loading the CA bundle)
+            # would cost the eval's process tens of milliseconds.
+            plain = all(u.startswith("http://") for u in (self.api_url, self.telemetry_url))
+            self._http = httpx.AsyncClient(
+                headers={"Authorization": f"Bearer {self._key}"},
+                timeout=self.timeout,
+                limits=limits,
+                verify=not plain,
+            )
+        return self._http
+
+    async def _post_batch(self, body: bytes) -> tuple[int, bytes]:
+        """``POST /v2/reports`` with ``body``: the reply's status and content. Raises
+        `httpx.HTTPError`, `OSError` or `http.client.HTTPException` when no reply came."""
+        if self._plain is not None:
+            return self._plain.post(body)
+        reply = await self._client().post(
+            f"{self.api_url}/v2/reports",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        return reply.status_code, reply.content
 
     def _take(self) -> list[_Item]:
         now = time.monotonic()
@@ -239,9 +282,7 @@ class Reporter:
         self.stats.dropped += len(req.items)
         self._note(f"{req.items[0].kind} {req.items[0].target}: {detail}")
 
-    async def _send_batched(
-        self, http: httpx.AsyncClient, requests: list[_Request]
-    ) -> list[_Request]:
+    async def _send_batched(self, requests: list[_Request]) -> list[_Request]:
         """Send ``requests`` as ``POST /v2/reports`` batches; returns those left to send one
         by one (all of them when the platform has no batch endpoint)."""
         for start in range(0, len(requests), BATCH_ITEMS):
@@ -249,32 +290,32 @@ class Reporter:
             payload = {"items": [r.report_item() for r in chunk]}
             items = [item for r in chunk for item in r.items]
             try:
-                reply = await http.post(f"{self.api_url}/v2/reports", json=payload)
-            except httpx.HTTPError as exc:
+                status, content = await self._post_batch(json.dumps(payload).encode())
+            except (httpx.HTTPError, OSError, http.client.HTTPException) as exc:
                 self._retry(items, f"{type(exc).__name__}: {exc}")
                 continue
-            if reply.status_code in (404, 405) and self._batched is None:
+            if status in (404, 405) and self._batched is None:
                 self._batched = False
                 return requests[start:]
-            if reply.status_code in RETRYABLE:
-                self._retry(items, f"HTTP {reply.status_code}")
+            if status in RETRYABLE:
+                self._retry(items, f"HTTP {status}")
                 continue
             try:
-                results = reply.json()["results"] if reply.is_success else None
+                results = json.loads(content)["results"] if 200 <= status < 300 else None
             except (ValueError, KeyError, TypeError):
                 results = None
             if not isinstance(results, list) or len(results) != len(chunk):
                 self.stats.dropped += len(items)
-                self._note(f"reports: HTTP {reply.status_code}")
+                self._note(f"reports: HTTP {status}")
                 continue
             self._batched = True
             self._last_success = time.monotonic()
             for request, result in zip(chunk, results, strict=True):
-                status = result.get("status") if isinstance(result, dict) else None
-                if status == 200:
+                code = result.get("status") if isinstance(result, dict) else None
+                if code == 200:
                     self.stats.sent += len(request.items)
-                elif status in RETRYABLE:
-                    self._retry(request.items, f"HTTP {status}")
+                elif code in RETRYABLE:
+                    self._retry(request.items, f"HTTP {code}")
                 else:
                     self.stats.dropped += len(request.items)
                     self._note(f"{request.kind} {request.target}: {result}")
@@ -322,6 +363,45 @@ class Reporter:
             log.debug("platform report: %s", text)
 
 
+class _PlainHTTP:
+    """One keep-alive HTTP/1.1 connection posting JSON to ``url`` (plain http), blocking the
+    reporter's own thread for the request (the socket waits without the GIL)."""
+
+    def __init__(self, url: str, key: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def post(self, body: bytes) -> tuple[int, bytes]:
+        """The reply's status and content; raises `OSError` or `http.client.HTTPException`
+        when none came. A kept-alive connection the server has closed meanwhile is replaced
+        once (the request never reached the server)."""
+        while True:
+            reused = self._conn is not None
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self._conn.request("POST", self.path, body, self.headers)
+                reply = self._conn.getresponse()
+                return reply.status, reply.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if not reused:
+                    raise
+            except (OSError, http.client.HTTPException):
+                self.close()
+                raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 @dataclass
 class _Request:
     kind: str
@@ -359,11 +439,16 @@ def _requests(items: list[_Item]) -> list[_Request]:
     return out
 
 
-def _hex(value: str) -> str:
-    text = str(value)
-    try:
-        import uuid
+_HEX32 = re.compile(r"[0-9a-f]{32}")
 
+
+def _hex(value: str) -> str:
+    """A UUID as 32 lowercase hex digits (any other text as is). Ids already in that form, as
+    the eval's trace ids are, skip parsing: this runs on the eval's loop for every report."""
+    text = str(value)
+    if _HEX32.fullmatch(text):
+        return text
+    try:
         return uuid.UUID(text).hex
     except ValueError:
         return text
