@@ -40,6 +40,7 @@ from tests.platform.helpers import (
     requires_extra,
     run_cli,
 )
+from tests.procfs import cmdline, ppid
 
 pytestmark = [requires_extra]
 
@@ -521,31 +522,19 @@ def test_a_worker_serves_again_only_its_own_team(
 # -- the worker zygote (hud.platform.workers.zygote) ------------------------------------------
 
 
-def _ppid(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
 def _children(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError, ValueError):
-                if _ppid(int(entry.name)) == pid:
+                if ppid(int(entry.name)) == pid:
                     out.append(int(entry.name))
     return out
 
 
 def _zygotes(platform: Platform) -> list[int]:
     assert platform.proc is not None
-    return [p for p in _children(platform.proc.pid) if "workers.zygote" in _cmdline(p)]
+    return [p for p in _children(platform.proc.pid) if "workers.zygote" in cmdline(p)]
 
 
 def _run_one(api: Any, model: str, name: str) -> dict[str, Any]:
@@ -568,12 +557,12 @@ def test_workers_are_forked_by_a_zygote_that_holds_no_key(
     assert done["reward"] == 1.0, done
     pid = done["metadata"]["worker_pid"]
     [zygote] = _zygotes(rt_platform)
-    assert _ppid(pid) == zygote
+    assert ppid(pid) == zygote
     environ = Path(f"/proc/{zygote}/environ").read_bytes()
     assert b"HUD_API_KEY" not in environ and key.encode() not in environ
     # one container watchdog for all the zygote's workers, none of the worker's own
-    assert [p for p in _children(zygote) if "reaper --many" in _cmdline(p)]
-    assert not [p for p in _children(pid) if "reaper" in _cmdline(p)]
+    assert [p for p in _children(zygote) if "reaper --many" in cmdline(p)]
+    assert not [p for p in _children(pid) if "reaper" in cmdline(p)]
 
 
 def test_a_worker_killed_mid_rollout_is_lost_its_container_removed_and_cancel_is_quick(
@@ -603,7 +592,7 @@ def test_a_worker_killed_mid_rollout_is_lost_its_container_removed_and_cancel_is
         time.sleep(2)  # the agent is inside its `sleep 300`
         labels = docker_client().api.inspect_container(first)["Config"]["Labels"]
         pid = int(labels[OWNER_LABEL].rsplit(":", 1)[1])
-        assert _ppid(pid) in _zygotes(rt_platform)
+        assert ppid(pid) in _zygotes(rt_platform)
         os.kill(pid, signal.SIGKILL)
         # lost: the killed worker's container is removed, and the rollout runs again
         deadline = time.monotonic() + 60
@@ -639,10 +628,10 @@ def test_a_killed_zygote_is_started_again(rt_platform: Platform, deployed: dict[
         idle = first["metadata"]["worker_pid"]
         os.kill(zygote, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _alive(idle) and "workers.zygote" in _cmdline(idle):  # it dies with its zygote
+        while _alive(idle) and "workers.zygote" in cmdline(idle):  # it dies with its zygote
             assert time.monotonic() < deadline, "a worker outlived its zygote"
             time.sleep(0.1)
         again = _run_one(api, deployed["model"], "z3")
         assert again["reward"] == 1.0, again
         [new] = _zygotes(rt_platform)
-        assert new != zygote and _ppid(again["metadata"]["worker_pid"]) == new
+        assert new != zygote and ppid(again["metadata"]["worker_pid"]) == new

@@ -16,18 +16,7 @@ import pytest
 
 from hud.platform.workers.local import LocalExecutor, Worker
 from hud.platform.workers.zygote import ForkedProcess
-
-
-def _ppid(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+from tests.procfs import cmdline, ppid
 
 
 async def _end(worker: Worker) -> int:
@@ -53,14 +42,14 @@ def test_workers_are_forked_and_their_statuses_come_through(secret_env: str) -> 
             zygote = executor._zygote
             assert zygote is not None and zygote.proc is not None
             assert all(isinstance(w.proc, ForkedProcess) for w in workers)
-            assert {_ppid(w.proc.pid) for w in workers} == {zygote.proc.pid}
-            assert _ppid(zygote.proc.pid) == os.getpid()
+            assert {ppid(w.proc.pid) for w in workers} == {zygote.proc.pid}
+            assert ppid(zygote.proc.pid) == os.getpid()
             for pid in (zygote.proc.pid, workers[0].proc.pid):
                 environ = Path(f"/proc/{pid}/environ").read_bytes()
                 assert b"HUD_API_KEY" not in environ and secret_env.encode() not in environ
             # one container watchdog for all of them, started by the zygote
             assert "reaper --many" in " ".join(
-                _cmdline(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()
+                cmdline(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()
             )
             assert await _end(workers[0]) == 0
             workers[1].proc.kill()
@@ -88,13 +77,13 @@ def test_a_killed_zygote_takes_its_workers_and_is_started_again() -> None:
             # its worker dies with it (PR_SET_PDEATHSIG) and is reported killed
             assert await asyncio.wait_for(worker.proc.wait(), 30) == -signal.SIGKILL
             deadline = time.monotonic() + 10
-            while "workers.zygote" in _cmdline(worker.proc.pid):
+            while "workers.zygote" in cmdline(worker.proc.pid):
                 assert time.monotonic() < deadline, "a worker outlived its zygote"
                 await asyncio.sleep(0.05)
             again = await executor._spawn()
             assert executor._zygote is not None and executor._zygote is not zygote
             assert executor._zygote.proc is not None
-            assert _ppid(again.proc.pid) == executor._zygote.proc.pid
+            assert ppid(again.proc.pid) == executor._zygote.proc.pid
             assert await _end(again) == 0
         finally:
             await executor.aclose()
@@ -127,8 +116,8 @@ def test_a_zygote_that_cannot_start_leaves_spawned_workers(
             assert await starting is None
             worker = await executor._spawn()  # no retry yet: a process of its own
             assert not isinstance(worker.proc, ForkedProcess)
-            assert _ppid(worker.proc.pid) == os.getpid()
-            assert "rollout --serve" in _cmdline(worker.proc.pid)
+            assert ppid(worker.proc.pid) == os.getpid()
+            assert "rollout --serve" in cmdline(worker.proc.pid)
             assert await _end(worker) == 0
         finally:
             await executor.aclose()
