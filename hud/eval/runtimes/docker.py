@@ -283,15 +283,22 @@ def _reap_own_at_exit() -> None:
         reap(owner=owner_id())
     for name, kind in pending.items():
         if kind == "compose":
-            with contextlib.suppress(Exception):
-                subprocess.run(
-                    [*compose_command(), "-p", name, "down", "--volumes", "--timeout", "0"],
-                    capture_output=True,
-                    timeout=60,
-                )
+            _compose_down(name)
 
 
 atexit.register(_reap_own_at_exit)
+
+
+def _compose_down(name: str) -> None:
+    """``docker compose -p NAME down`` (volumes too, no grace); errors ignored."""
+    with contextlib.suppress(Exception):
+        subprocess.run(
+            [*compose_command(), "-p", name, "down", "--volumes", "--timeout", "0"],
+            capture_output=True,
+            timeout=60,
+        )
+
+
 _reaped_at_start = False
 
 
@@ -306,12 +313,7 @@ def remove_own() -> int:
         _live.clear()
     for name, kind in pending.items():
         if kind == "compose":
-            with contextlib.suppress(Exception):
-                subprocess.run(
-                    [*compose_command(), "-p", name, "down", "--volumes", "--timeout", "0"],
-                    capture_output=True,
-                    timeout=60,
-                )
+            _compose_down(name)
     removed = len(pending)
     if _client is None:
         return removed
