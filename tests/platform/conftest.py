@@ -54,3 +54,21 @@ def platform(request: pytest.FixtureRequest) -> Platform:
 def fresh_platform(request: pytest.FixtureRequest) -> Platform:
     """A platform of its own (for tests that kill or restart it)."""
     return new_platform(request, request.param)
+
+
+@pytest.fixture(scope="module")
+def images(platform: Platform) -> Iterator[str]:
+    """The offline base image; the platform's images are removed after the module."""
+    from tests.platform.deploy_helpers import python_base, remove_platform_images
+
+    base = python_base()
+    yield base
+    remove_platform_images(platform)
+
+
+@pytest.fixture
+def work(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A scratch directory of the test's own, removed after it."""
+    root = Path(tempfile.mkdtemp(prefix=f"hud-{request.module.__name__.rsplit('.', 1)[-1]}-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +17,6 @@ import pytest
 from tests.platform.deploy_helpers import (
     deploy,
     linked,
-    python_base,
-    remove_platform_images,
     scaffold,
     team_key,
 )
@@ -83,20 +79,6 @@ CASES = {
         "from-the-env-step",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def images(platform: Platform) -> Iterator[str]:
-    base = python_base()
-    yield base
-    remove_platform_images(platform)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="hud-capture-"))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,29 +14,12 @@ import pytest
 from tests.platform.deploy_helpers import (
     deploy,
     linked,
-    python_base,
-    remove_platform_images,
     scaffold,
     team_key,
 )
 from tests.platform.helpers import Platform, make_home, requires_extra, requires_peer
 
 pytestmark = [requires_extra]
-
-
-@pytest.fixture(scope="module")
-def images(platform: Platform) -> Iterator[str]:
-    """The offline base image; the platform's images are removed after the module."""
-    base = python_base()
-    yield base
-    remove_platform_images(platform)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="hud-deploy-"))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _one_database(official_on: str) -> pytest.MarkDecorator:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +42,6 @@ async def secret_check():
     seen = hashlib.sha256(os.environ.get("DEPLOY_SECRET", "").encode()).hexdigest()
     yield 1.0 if str(answer).strip() == "ok" and seen == "{digest}" else 0.0
 '''
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    root = Path(tempfile.mkdtemp(prefix="hud-secret-"))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _texts(platform: Platform, key: str, env_id: str, build_id: str, taskset_id: str) -> list[str]:
