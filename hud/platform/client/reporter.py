@@ -379,7 +379,7 @@ class _PlainHTTP:
     def post(self, body: bytes) -> tuple[int, bytes]:
         """The reply's status and content; raises `OSError` or `http.client.HTTPException`
         when none came. A kept-alive connection the server has closed meanwhile is replaced
-        once (the request never reached the server)."""
+        once and the batch sent again (reports are idempotent upserts)."""
         while True:
             reused = self._conn is not None
             if self._conn is None:
