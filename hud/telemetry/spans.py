@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import random
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,26 @@ PAYLOAD_ATTRIBUTE = "hud.payload"
 LOCAL_DIR_SETTING = "HUD_TELEMETRY_LOCAL_DIR"
 
 
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
 def normalize_trace_id(trace_id: str) -> str:
     """A rollout id as 32 lowercase hex: a UUID with its dashes dropped, anything else
     ``uuid5(NAMESPACE_URL, "hud.task_run:<id>")``."""
+    text = str(trace_id)
+    if _HEX32.fullmatch(text):  # already the form (the eval's ids): every span pays this
+        return text
     try:
-        return uuid.UUID(str(trace_id)).hex
+        return uuid.UUID(text).hex
     except ValueError:
-        return uuid.uuid5(uuid.NAMESPACE_URL, f"hud.task_run:{trace_id}").hex
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"hud.task_run:{text}").hex
 
 
 def new_span_id() -> str:
-    """16 random hex digits."""
-    return secrets.token_hex(8)
+    """16 random hex digits, never all zeros (an invalid OpenTelemetry span id). Span ids
+    only need to be unique within their trace, so the module's generator serves (reseeded in
+    a forked child); an ``os.urandom`` call per span would cost more than the rest of it."""
+    return f"{random.getrandbits(64) or 1:016x}"
 
 
 #: The step whose payload was made last, and that payload (see `step_payload`).

@@ -5,9 +5,11 @@ feeding a background `Reporter`. On when ``HUD_TELEMETRY_ENABLED`` (default true
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from hud.platform.client.reporter import Reporter
+from hud.telemetry import step_payload, step_span
 
 
 def reporter_from_settings() -> Reporter | None:
@@ -52,10 +54,6 @@ def _report(reporter: Reporter, event: Any, *, model: str | None, taskset_id: st
             model=model,
         )
     elif kind == "step":
-        from functools import partial
-
-        from hud.telemetry import step_payload, step_span
-
         # the step's payload as the job record just made it; the span around it is made in
         # the reporter's thread, off the eval's loop
         step = event.step

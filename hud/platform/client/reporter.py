@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 log = logging.getLogger("hud.platform.report")
 
@@ -82,7 +83,10 @@ class Reporter:
         self.max_pending = max_pending
         self.timeout = timeout
         self.stats = ReportStats()
+        #: Reports queued by the producers (appended without a lock, drained by the worker).
         self._queue: deque[_Item] = deque()
+        #: Failed reports waiting for their retry (the worker's alone).
+        self._later: list[_Item] = []
         self._lock = threading.Lock()
         #: The worker's loop and its wake-up event (set by `close`).
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -149,18 +153,28 @@ class Reporter:
         self._put(_Item("exit", _hex(trace_id), _drop_none(body)))
 
     def _put(self, item: _Item) -> None:
+        # No lock on this path (the eval's loop calls it for every event): a deque's append
+        # is atomic, and the worker drains with popleft. ``max_pending`` is a soft bound.
+        if self._closing:
+            return
+        if len(self._queue) + len(self._later) >= self.max_pending:
+            self._dropped(1)
+            return
+        self._queue.append(item)
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
         with self._lock:
-            if self._closing:
-                return
-            if len(self._queue) >= self.max_pending:
-                self.stats.dropped += 1
-                return
-            self._queue.append(item)
-            if self._thread is None:
+            if self._thread is None and not self._closing:
                 self._thread = threading.Thread(
                     target=self._run, name="hud-platform-reporter", daemon=True
                 )
                 self._thread.start()
+
+    def _dropped(self, count: int) -> None:
+        with self._lock:
+            self.stats.dropped += count
 
     def close(self, timeout: float = 10.0) -> ReportStats:
         """Send what is queued (for at most ``timeout`` s), then stop; returns the figures."""
@@ -174,8 +188,9 @@ class Reporter:
         if thread is not None:
             thread.join(timeout)
         with self._lock:
-            self.stats.pending = len(self._queue)
+            self.stats.pending = len(self._queue) + len(self._later)
             self._queue.clear()
+            self._later.clear()
         return self.stats
 
     # -- the worker -----------------------------------------------------------------------
@@ -206,8 +221,7 @@ class Reporter:
                     if requests:
                         http = self._client()
                         await asyncio.gather(*(self._send(http, sem, r) for r in requests))
-                with self._lock:
-                    left = len(self._queue)
+                left = len(self._queue) + len(self._later)
                 if closing and not left:
                     return
                 if closing and left and not batch:
@@ -253,14 +267,12 @@ class Reporter:
         return reply.status_code, reply.content
 
     def _take(self) -> list[_Item]:
-        now = time.monotonic()
-        with self._lock:
-            ready = [i for i in self._queue if i.not_before <= now]
-            if len(ready) != len(self._queue):
-                waiting = deque(i for i in self._queue if i.not_before > now)
-            else:
-                waiting = deque()
-            self._queue = waiting
+        queue = self._queue
+        ready = [queue.popleft() for _ in range(len(queue))]
+        if self._later:
+            now = time.monotonic()
+            ready += [i for i in self._later if i.not_before <= now]
+            self._later = [i for i in self._later if i.not_before > now]
         return ready
 
     async def _send(self, http: httpx.AsyncClient, sem: asyncio.Semaphore, req: _Request) -> None:
@@ -279,7 +291,7 @@ class Reporter:
         if status == 0 or status in RETRYABLE:
             self._retry(req.items, detail)
             return
-        self.stats.dropped += len(req.items)
+        self._dropped(len(req.items))
         self._note(f"{req.items[0].kind} {req.items[0].target}: {detail}")
 
     async def _send_batched(self, requests: list[_Request]) -> list[_Request]:
@@ -290,7 +302,7 @@ class Reporter:
             payload = {"items": [r.report_item() for r in chunk]}
             items = [item for r in chunk for item in r.items]
             try:
-                status, content = await self._post_batch(json.dumps(payload).encode())
+                status, content = await self._post_batch(_encode(payload))
             except (httpx.HTTPError, OSError, http.client.HTTPException) as exc:
                 self._retry(items, f"{type(exc).__name__}: {exc}")
                 continue
@@ -305,7 +317,7 @@ class Reporter:
             except (ValueError, KeyError, TypeError):
                 results = None
             if not isinstance(results, list) or len(results) != len(chunk):
-                self.stats.dropped += len(items)
+                self._dropped(len(items))
                 self._note(f"reports: HTTP {status}")
                 continue
             self._batched = True
@@ -317,7 +329,7 @@ class Reporter:
                 elif code in RETRYABLE:
                     self._retry(request.items, f"HTTP {code}")
                 else:
-                    self.stats.dropped += len(request.items)
+                    self._dropped(len(request.items))
                     self._note(f"{request.kind} {request.target}: {result}")
         return []
 
@@ -330,7 +342,7 @@ class Reporter:
                 try:
                     item.body = item.body()
                 except Exception as exc:  # a span that cannot be made is dropped alone
-                    self.stats.dropped += 1
+                    self._dropped(1)
                     self._note(f"span {item.target}: {type(exc).__name__}: {exc}")
                     continue
             made.append(item)
@@ -341,20 +353,22 @@ class Reporter:
         # While closing, keep retrying a platform that answered lately (it may be restarting);
         # give up on one that has not answered for a while (close stays quick when it is dead).
         alive = self._last_success is not None and now - self._last_success < GIVE_UP_AFTER
-        with self._lock:
-            for item in items:
-                if self._closing and item.attempts >= 2 and not alive:
-                    self.stats.dropped += 1
-                    continue
-                if len(self._queue) >= self.max_pending:
-                    self.stats.dropped += 1
-                    continue
-                item.attempts += 1
-                item.not_before = now + min(
-                    0.5 * 2 ** (item.attempts - 1), 2.0 if self._closing else 10.0
-                )
-                self._queue.append(item)
-                self.stats.retried += 1
+        dropped = 0
+        for item in items:
+            if self._closing and item.attempts >= 2 and not alive:
+                dropped += 1
+                continue
+            if len(self._queue) + len(self._later) >= self.max_pending:
+                dropped += 1
+                continue
+            item.attempts += 1
+            item.not_before = now + min(
+                0.5 * 2 ** (item.attempts - 1), 2.0 if self._closing else 10.0
+            )
+            self._later.append(item)
+            self.stats.retried += 1
+        if dropped:
+            self._dropped(dropped)
         self._note(detail)
 
     def _note(self, text: str) -> None:
@@ -452,6 +466,16 @@ def _hex(value: str) -> str:
         return uuid.UUID(text).hex
     except ValueError:
         return text
+
+
+def _encode(payload: Any) -> bytes:
+    """``payload`` as JSON: orjson's encoder (an order of magnitude quicker than the standard
+    library's, on the eval's machine), the standard one with ``str`` for what it refuses
+    (integers past 64 bits, keys that are not strings, unknown types)."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError:
+        return json.dumps(payload, default=str).encode()
 
 
 def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
