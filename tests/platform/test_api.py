@@ -291,6 +291,36 @@ def test_batched_reports(platform: Platform) -> None:
         assert api.get(f"/v2/trace/{theirs}").json()["status"] == "running"
 
 
+def test_report_json_keeps_big_integers_and_nan_becomes_null(platform: Platform) -> None:
+    """JSON columns are written by a faster encoder than the standard one: integers past 64
+    bits still come back exact (in an exit's result and metadata, and in a span), and NaN,
+    which JSON lacks, is stored as null."""
+    key = platform.new_key()
+    trace = uuid.uuid4()
+    big = 2**70 + 1
+    spanned = span(trace, "d" * 16, "hi", "2026-01-01T00:00:00Z")
+    spanned["attributes"]["count"] = big
+    result = f'"evaluation_result": {{"n": {big}, "x": NaN}}, "metadata": {{"n": {big}}}'
+    body = f'{{"status": "completed", "reward": 1, {result}}}'
+    with platform.api(key) as api:
+        assert api.post(f"/v2/trace/{trace.hex}/enter", json={}).is_success
+        reply = api.post(
+            f"/v2/trace/{trace.hex}/exit",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert reply.status_code == 200, reply.text
+        upload = api.post(
+            f"/telemetry/trace/{trace.hex}/telemetry-upload", json={"telemetry": [spanned]}
+        )
+        assert upload.status_code == 200, upload.text
+        got = api.get(f"/v2/trace/{trace}").json()
+        assert got["evaluation_result"] == {"n": big, "x": None}
+        assert got["metadata"] == {"n": big}
+        spans = api.get(f"/v2/trace/{trace}/spans").json()["items"]
+    assert [s["attributes"]["count"] for s in spans] == [big], spans
+
+
 def test_concurrent_reports_commit_together_but_stay_apart(platform: Platform) -> None:
     """Reports arriving at once share transactions on the server (group commit), yet each is
     answered on its own: two teams' reports interleaved, another team's trace refused alone, a

@@ -94,3 +94,44 @@ def test_reporter_reconnects_when_kept_alive_connection_dropped() -> None:
     assert [path for path, _ in seen] == ["/v2/reports"] * 3
     reported = [item["id"] for _, body in seen for item in body["items"]]
     assert reported == [t for t in traces for _ in range(2)]
+
+
+def test_values_json_lacks_are_reported_and_reporting_goes_on() -> None:
+    """orjson refuses integers past 64 bits and keys that are not strings; the batch then goes
+    out through the standard encoder (``str`` for what it cannot encode) instead of stopping
+    the reporter, and later reports still go."""
+    with server(batches=True) as (url, seen):
+        reporter = Reporter(url, f"{url}/telemetry", "k", flush_interval=0.05)
+        odd, later = uuid.uuid4().hex, uuid.uuid4().hex
+        metadata = {"big": 2**70, "tags": {1: "one"}, "when": {"at"}}
+        reporter.trace_exit(odd, status="completed", reward=1.0, metadata=metadata)
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+        reporter.trace_exit(later, status="completed", reward=0.5)
+        stats = reporter.close(10)
+    assert (stats.sent, stats.dropped, stats.pending) == (2, 0, 0), stats
+    items = [item for _, body in seen for item in body["items"]]
+    assert [item["id"] for item in items] == [odd, later]
+    assert items[0]["body"]["metadata"] == {"big": 2**70, "tags": {"1": "one"}, "when": "{'at'}"}
+
+
+def test_many_producer_threads_lose_no_report() -> None:
+    """Producers append without a lock: 8 threads x 500 reports all arrive, each once."""
+    with server(batches=True) as (url, seen):
+        reporter = Reporter(url, f"{url}/telemetry", "k", flush_interval=0.01)
+        ids = [[uuid.uuid4().hex for _ in range(500)] for _ in range(8)]
+
+        def produce(mine: list[str]) -> None:
+            for trace in mine:
+                reporter.trace_enter(trace, task_slug="t")
+
+        threads = [threading.Thread(target=produce, args=(mine,)) for mine in ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stats = reporter.close(30)
+    assert (stats.sent, stats.dropped, stats.pending) == (4000, 0, 0), stats
+    reported = [item["id"] for _, body in seen for item in body["items"]]
+    assert sorted(reported) == sorted(t for mine in ids for t in mine)
