@@ -13,7 +13,7 @@ slowdown reporting adds to a local `hud eval`.
    and with a key for a live platform (SQLite), alternated ``--repeat`` times; figure: the
    median slowdown; target < 5%.
 
-Usage: ``python bench/platform_ingest.py [-c 16] [--seconds 5] [-n 1000] [--repeat 3]``.
+Usage: ``python bench/platform_ingest.py [-c 16] [--seconds 5] [-n 1000] [--repeat 5]``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -154,12 +155,22 @@ def ingest(kind: str, ns: argparse.Namespace, cluster: Postgres | None) -> dict:
 
 
 # -- eval slowdown -----------------------------------------------------------------------
-def _eval_once(project: Path, env: dict[str, str], n: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """A live process's user + system CPU so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _eval_once(project: Path, env: dict[str, str], n: int) -> tuple[float, float]:
+    """One eval: its wall time and the CPU it used (its process and its rollouts')."""
     argv = [sys.executable, "-m", "hud", "eval", "tasks.py", "nop", "--all", "--yes", "--json",
             "--max-concurrent", "16"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=1800)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"hud eval failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     report = json.loads(proc.stdout)
@@ -167,7 +178,7 @@ def _eval_once(project: Path, env: dict[str, str], n: int) -> float:
         raise SystemExit(f"hud eval ran {report['run_count']} of {n} rollouts")
     if "did not reach the platform" in proc.stderr:
         raise SystemExit("reports were lost:\n" + proc.stderr[-1000:])
-    return elapsed
+    return elapsed, cpu
 
 
 def eval_slowdown(ns: argparse.Namespace) -> dict:
@@ -188,17 +199,28 @@ def eval_slowdown(ns: argparse.Namespace) -> dict:
             plain = dict(base)
             reporting = {**base, **platform.client_env(key)}
             _eval_once(project, plain, ns.n)  # warm caches
-            without, with_ = [], []
+            assert platform.proc is not None
+            without, with_, cpu_without, cpu_with, cpu_platform = [], [], [], [], []
             for _ in range(ns.repeat):
-                without.append(_eval_once(project, plain, ns.n))
-                with_.append(_eval_once(project, reporting, ns.n))
+                wall, cpu = _eval_once(project, plain, ns.n)
+                without.append(wall)
+                cpu_without.append(cpu)
+                served = _cpu_seconds(platform.proc.pid)
+                wall, cpu = _eval_once(project, reporting, ns.n)
+                cpu_platform.append(_cpu_seconds(platform.proc.pid) - served)
+                with_.append(wall)
+                cpu_with.append(cpu)
             with platform.api(key) as api:
                 jobs = api.get("/v2/jobs", params={"limit": 1}).json()["items"]
                 reported = api.get(f"/v2/jobs/{jobs[0]['id']}").json()["trace_count"]
         finally:
             platform.stop()
     a, b = median(without), median(with_)
-    return {"without_s": a, "with_s": b, "slowdown": (b - a) / a, "reported": reported}
+    return {
+        "without_s": a, "with_s": b, "slowdown": (b - a) / a, "reported": reported,
+        "runs": (without, with_), "cpu": (median(cpu_without), median(cpu_with)),
+        "cpu_platform": median(cpu_platform),
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> list[Figure]:
@@ -207,7 +229,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--spans", type=int, default=4, help="spans per upload")
     parser.add_argument("-n", type=int, default=1000, help="rollouts in the eval slowdown run")
-    parser.add_argument("--repeat", type=int, default=3, help="eval runs per side")
+    parser.add_argument("--repeat", type=int, default=5, help="eval runs per side")
     parser.add_argument("--no-eval", action="store_true", help="skip the eval slowdown part")
     ns = parser.parse_args(argv)
     rows, figures = [], []
@@ -232,6 +254,14 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         f"\nhud eval of {ns.n} trivial rollouts: {s['without_s']:.2f} s without reporting, "
         f"{s['with_s']:.2f} s reporting ({s['reported']} traces reported): "
         f"slowdown {100 * s['slowdown']:.1f}%"
+    )
+    print(
+        "  runs (s): without " + ", ".join(f"{x:.2f}" for x in s["runs"][0])
+        + "; reporting " + ", ".join(f"{x:.2f}" for x in s["runs"][1])
+    )  # fmt: skip
+    print(
+        f"  CPU per run (medians): the eval and its rollouts {s['cpu'][0]:.2f} s without, "
+        f"{s['cpu'][1]:.2f} s reporting; the platform {s['cpu_platform']:.2f} s while it reported"
     )
     figures.append(
         Figure("eval slowdown from reporting", 100 * s["slowdown"], None, "%",
