@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -289,6 +290,62 @@ def test_batched_reports(platform: Platform) -> None:
         assert bad.status_code == 422 and "kind" in bad.json()["detail"]
     with platform.api(other) as api:
         assert api.get(f"/v2/trace/{theirs}").json()["status"] == "running"
+
+
+def test_enter_and_exit_in_one_batch_act_as_one_after_the_other(platform: Platform) -> None:
+    """A trace entered and exited in one batch (a short rollout within one flush) is written
+    as one row: a new trace ends with both reports' fields; a cancelled one stays cancelled
+    (its reward kept, its start time its own); another team's trace refuses both; a later exit
+    in the same batch still wins."""
+    key = platform.new_key()
+    team = f"merge-{uuid.uuid4().hex[:6]}"
+    assert platform.hud("team", "add", team).returncode == 0
+    other = platform.new_key("--team", team)
+    job, new, cancelled, theirs = (uuid.uuid4() for _ in range(4))
+    with platform.api(other) as api:
+        assert api.post(f"/v2/trace/{theirs.hex}/enter", json={}).is_success
+    with platform.api(key) as api:
+        assert api.post(f"/v2/trace/{cancelled.hex}/enter", json={"task_slug": "c"}).is_success
+        started = api.get(f"/v2/trace/{cancelled}").json()["start_time"]
+        reply = api.post("/v2/rollouts/cancel", json={"trace_id": str(cancelled)})
+        assert reply.status_code == 200, reply.text
+        assert api.get(f"/v2/trace/{cancelled}").json()["status"] == "cancelled"
+
+    def both(trace: uuid.UUID, reward: float, **enter: Any) -> list[dict[str, Any]]:
+        return [
+            {"kind": "enter", "id": trace.hex, "body": {"job_id": job.hex, **enter}},
+            {"kind": "exit", "id": trace.hex,
+             "body": {"status": "completed", "reward": reward, "evaluation_result": {"r": reward},
+                      "stop_reason": "done"}},
+        ]  # fmt: skip
+
+    items = [
+        *both(new, 0.5, task_slug="n", model="m", group_id="g"),
+        {"kind": "exit", "id": new.hex, "body": {"status": "error", "error": "later"}},
+        *both(cancelled, 1.0),
+        *both(theirs, 1.0),
+    ]
+    with platform.api(key) as api:
+        reply = api.post("/v2/reports", json={"items": items})
+        assert reply.status_code == 200, reply.text
+        assert [r["status"] for r in reply.json()["results"]] == [200, 200, 200, 200, 200, 404, 404]
+        got = api.get(f"/v2/trace/{new}").json()
+        assert (got["status"], got["reward"], got["error"], got["stop_reason"]) == (
+            "error",
+            0.5,
+            "later",
+            "done",
+        )
+        assert (got["task_slug"], got["model"], got["group_id"]) == ("n", "m", "g")
+        assert got["job_id"] == str(job) and got["evaluation_result"] == {"r": 0.5}
+        assert got["start_time"] and got["end_time"]
+        got = api.get(f"/v2/trace/{cancelled}").json()
+        assert (got["status"], got["reward"], got["task_slug"]) == ("cancelled", 1.0, "c")
+        assert got["start_time"] == started and got["end_time"]
+        assert api.get(f"/v2/jobs/{job}").json()["trace_count"] == 2
+    with platform.api(other) as api:
+        got = api.get(f"/v2/trace/{theirs}").json()
+        assert (got["status"], got["reward"]) == ("running", None)
 
 
 def test_report_json_keeps_big_integers_and_nan_becomes_null(platform: Platform) -> None:

@@ -530,8 +530,11 @@ class _Ingest:
                 refuse(merged.slots, "job", jid)
         refused_jobs |= {row["id"] for row in job_rows if row["id"] not in done}
 
-        # Trace enters (a trace whose job belongs to another team is refused).
+        # Trace enters (a trace whose job belongs to another team is refused). A trace both
+        # entered and exited here (a short rollout within one flush) is one row: the enter's
+        # fields and the exit's, written as applying one then the other would.
         rows: list[dict[str, Any]] = []
+        both: list[dict[str, Any]] = []
         for tid, merged in enters.items():
             entered_job = _job_of(merged.fields)
             if entered_job is not None and entered_job in refused_jobs:
@@ -540,13 +543,17 @@ class _Ingest:
             f = merged.fields
             running = f.get("status") == "running"
             parent = f.get("parent_trace_id")
-            rows.append(
-                {**base, "id": tid, "job_id": _job_of(f), "group_id": _cut(f.get("group_id"), 64),
-                 "task_slug": _cut(f.get("task_slug"), 500), "model": _cut(f.get("model"), 200),
-                 "parent_trace_id": run_id(parent) if parent else None,
-                 "status": "running" if running else "queued",
-                 "start_time": stamp if running else None}
-            )  # fmt: skip
+            row: dict[str, Any] = {
+                **base, "id": tid, "job_id": _job_of(f), "group_id": _cut(f.get("group_id"), 64),
+                "task_slug": _cut(f.get("task_slug"), 500), "model": _cut(f.get("model"), 200),
+                "parent_trace_id": run_id(parent) if parent else None,
+                "status": "running" if running else "queued",
+                "start_time": stamp if running else None,
+            }  # fmt: skip
+            if tid in exits:
+                both.append({**row, **_exit_fields(exits[tid].fields, stamp)})
+            else:
+                rows.append(row)
         done = await upsert(st.enter, rows)
         for row in rows:
             tid = row["id"]
@@ -555,23 +562,33 @@ class _Ingest:
                     out[i] = {"id": str(tid)}
             else:
                 refuse(enters[tid].slots, "trace", tid)
-
-        # Trace exits.
-        rows = [
-            {**base, "id": tid, "status": m.fields["status"], "end_time": stamp,
-             "reward": m.fields.get("reward"), "error": m.fields.get("error"),
-             "evaluation_result": m.fields.get("evaluation_result"),
-             "stop_reason": _cut(m.fields.get("stop_reason"), 64),
-             "metadata": m.fields.get("metadata")}
-            for tid, m in exits.items()
-        ]  # fmt: skip
-        done = await upsert(st.exit, rows)
-        for tid, merged in exits.items():
+        done = await upsert(st.enter_exit, both)
+        for row in both:
+            tid = row["id"]
             if tid in done:
-                for out, i in merged.slots:
+                for out, i in enters[tid].slots:
+                    out[i] = {"id": str(tid)}
+                for out, i in exits[tid].slots:
                     out[i] = {"id": str(tid), "status": done[tid].status}
             else:
-                refuse(merged.slots, "trace", tid)
+                refuse(enters[tid].slots, "trace", tid)
+                refuse(exits[tid].slots, "trace", tid)
+
+        # Trace exits (those not written with their enter above).
+        written = {row["id"] for row in both}
+        rows = [
+            {**base, "id": tid, **_exit_fields(m.fields, stamp)}
+            for tid, m in exits.items()
+            if tid not in written
+        ]
+        done = await upsert(st.exit, rows)
+        for row in rows:
+            tid = row["id"]
+            if tid in done:
+                for out, i in exits[tid].slots:
+                    out[i] = {"id": str(tid), "status": done[tid].status}
+            else:
+                refuse(exits[tid].slots, "trace", tid)
 
         # Span uploads: the trace is created when missing; another team's trace is refused.
         unknown = [
@@ -595,6 +612,15 @@ class _Merged:
 
     slots: list[tuple[list[Any], int]] = field(default_factory=list)
     fields: dict[Any, Any] = field(default_factory=dict)
+
+
+def _exit_fields(fields: dict[str, Any], stamp: datetime) -> dict[str, Any]:
+    """A trace exit's columns."""
+    return {
+        "status": fields["status"], "end_time": stamp, "reward": fields.get("reward"),
+        "error": fields.get("error"), "evaluation_result": fields.get("evaluation_result"),
+        "stop_reason": _cut(fields.get("stop_reason"), 64), "metadata": fields.get("metadata"),
+    }  # fmt: skip
 
 
 def _job_of(fields: dict[str, Any]) -> uuid.UUID | None:
@@ -642,18 +668,41 @@ class _Statements:
             index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == stmt.excluded.team_id
         ).returning(traces.c.id)
 
-        stmt = insert(conn, traces).values(
-            evaluation_result=bindparam("evaluation_result", type_=json_),
-            metadata=bindparam("metadata", type_=json_),
-        )
-        keys = ("reward", "error", "evaluation_result", "stop_reason", "metadata")
-        set_ = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
-        set_["status"] = case(
+        def with_json(stmt: Any) -> Any:  # None is SQL NULL in these, not JSON null
+            return stmt.values(
+                evaluation_result=bindparam("evaluation_result", type_=json_),
+                metadata=bindparam("metadata", type_=json_),
+            )
+
+        stmt = with_json(insert(conn, traces))
+        exit_keys = ("reward", "error", "evaluation_result", "stop_reason", "metadata")
+        exit_set: dict[str, Any] = {
+            k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in exit_keys
+        }
+        exit_set["status"] = case(
             (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
         )
-        set_["end_time"] = stmt.excluded.end_time
+        exit_set["end_time"] = stmt.excluded.end_time
         self.exit = stmt.on_conflict_do_update(
-            index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == stmt.excluded.team_id
+            index_elements=[traces.c.id],
+            set_=exit_set,
+            where=traces.c.team_id == stmt.excluded.team_id,
+        ).returning(traces.c.id, traces.c.status)
+
+        # An enter and an exit of one trace in one batch: the enter's coalesced fields and
+        # start time, then the exit's columns (a cancelled trace stays cancelled).
+        stmt = with_json(insert(conn, traces))
+        both_set: dict[str, Any] = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
+        both_set["start_time"] = func.coalesce(traces.c.start_time, stmt.excluded.start_time)
+        both_set.update({k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in exit_keys})
+        both_set["status"] = case(
+            (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
+        )
+        both_set["end_time"] = stmt.excluded.end_time
+        self.enter_exit = stmt.on_conflict_do_update(
+            index_elements=[traces.c.id],
+            set_=both_set,
+            where=traces.c.team_id == stmt.excluded.team_id,
         ).returning(traces.c.id, traces.c.status)
 
         stmt = insert(conn, traces)
