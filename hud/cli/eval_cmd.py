@@ -648,6 +648,8 @@ def _run_and_report(
     # reports). What is alive now lives for the whole job: out of the collector's sight; and
     # a young generation of 10,000 (not 700) lets the rest die by reference counting before a
     # collection promotes it: fewer full collections walking a heap that grows with the job.
+    # Both are undone once the job is over (a caller running this in-process keeps its own).
+    thresholds = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
     taskset = loaded.taskset
@@ -666,6 +668,8 @@ def _run_and_report(
         raise
     finally:
         view.close()
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
     for problem in result.write_errors[:3]:
         _note(f"could not save a rollout to the job record: {problem}")
     rows = display.display_rows(result, view)
