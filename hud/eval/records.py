@@ -88,15 +88,18 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a fsynced temp file and a rename."""
+def _atomic_write(path: Path, text: str, *, sync: bool = True) -> None:
+    """Write ``text`` to ``path`` via a temp file and a rename (both fsynced unless not
+    ``sync``): a reader, or a process killed meanwhile, never leaves ``path`` part-written."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if sync:
+        _fsync_dir(path.parent)
 
 
 def _append_line(path: Path, line: str, *, sync: bool = True) -> None:
@@ -387,8 +390,9 @@ class JobRecord:
         }
         try:
             self.traces_dir.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(_dumps(header) + "\n")
+            # appears with its header or not at all (a SIGKILL between creating the file and
+            # writing it left an empty trace file)
+            _atomic_write(path, _dumps(header) + "\n", sync=False)
         except OSError:
             return
         trace.listen(self._on_step)
