@@ -668,42 +668,31 @@ class _Statements:
             index_elements=[traces.c.id], set_=set_, where=traces.c.team_id == stmt.excluded.team_id
         ).returning(traces.c.id)
 
-        def with_json(stmt: Any) -> Any:  # None is SQL NULL in these, not JSON null
-            return stmt.values(
+        def exit_upsert(enter: bool) -> Any:
+            """A trace exit's upsert: the exit's coalesced columns, its status (a cancelled
+            trace stays cancelled) and end time; with ``enter``, also an enter's coalesced
+            fields and start time (an enter and an exit of one trace in one batch)."""
+            stmt = insert(conn, traces).values(  # None is SQL NULL in these, not JSON null
                 evaluation_result=bindparam("evaluation_result", type_=json_),
                 metadata=bindparam("metadata", type_=json_),
             )
+            exit_keys = ("reward", "error", "evaluation_result", "stop_reason", "metadata")
+            names = (*keys, *exit_keys) if enter else exit_keys
+            set_: dict[str, Any] = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in names}
+            if enter:
+                set_["start_time"] = func.coalesce(traces.c.start_time, stmt.excluded.start_time)
+            set_["status"] = case(
+                (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
+            )
+            set_["end_time"] = stmt.excluded.end_time
+            return stmt.on_conflict_do_update(
+                index_elements=[traces.c.id],
+                set_=set_,
+                where=traces.c.team_id == stmt.excluded.team_id,
+            ).returning(traces.c.id, traces.c.status)
 
-        stmt = with_json(insert(conn, traces))
-        exit_keys = ("reward", "error", "evaluation_result", "stop_reason", "metadata")
-        exit_set: dict[str, Any] = {
-            k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in exit_keys
-        }
-        exit_set["status"] = case(
-            (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
-        )
-        exit_set["end_time"] = stmt.excluded.end_time
-        self.exit = stmt.on_conflict_do_update(
-            index_elements=[traces.c.id],
-            set_=exit_set,
-            where=traces.c.team_id == stmt.excluded.team_id,
-        ).returning(traces.c.id, traces.c.status)
-
-        # An enter and an exit of one trace in one batch: the enter's coalesced fields and
-        # start time, then the exit's columns (a cancelled trace stays cancelled).
-        stmt = with_json(insert(conn, traces))
-        both_set: dict[str, Any] = {k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in keys}
-        both_set["start_time"] = func.coalesce(traces.c.start_time, stmt.excluded.start_time)
-        both_set.update({k: func.coalesce(stmt.excluded[k], traces.c[k]) for k in exit_keys})
-        both_set["status"] = case(
-            (traces.c.status == "cancelled", "cancelled"), else_=stmt.excluded.status
-        )
-        both_set["end_time"] = stmt.excluded.end_time
-        self.enter_exit = stmt.on_conflict_do_update(
-            index_elements=[traces.c.id],
-            set_=both_set,
-            where=traces.c.team_id == stmt.excluded.team_id,
-        ).returning(traces.c.id, traces.c.status)
+        self.exit = exit_upsert(enter=False)
+        self.enter_exit = exit_upsert(enter=True)
 
         stmt = insert(conn, traces)
         self.ensure_trace = stmt.on_conflict_do_update(
