@@ -168,9 +168,10 @@ def serve_forks() -> int:
                 control.close()
             parts = message.decode(errors="replace").split()
             if len(parts) == 2 and parts[0] == "fork" and len(fds) == 2:
+                zygote = os.getpid()
                 pid = os.fork()
                 if pid == 0:  # pragma: no cover - the worker
-                    _worker(fds[0], fds[1], control, own, watchdog is not None)
+                    _worker(fds[0], fds[1], control, own, watchdog is not None, zygote)
                 children.add(pid)
                 tell_watchdog(f"+{_owner(pid)}")
                 say(f"forked {parts[1]} {pid}")
@@ -203,7 +204,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the worker
 
 
 def _worker(  # pragma: no cover
-    stdin: int, stdout: int, control: socket.socket, inherited: list[int], watched: bool
+    stdin: int,
+    stdout: int,
+    control: socket.socket,
+    inherited: list[int],
+    watched: bool,
+    zygote: int,
 ) -> None:
     """The forked worker: its own signals, its pipes on stdin and stdout, then `serve`;
     it exits as an interpreter does (atexit handlers: its containers are removed)."""
@@ -213,9 +219,11 @@ def _worker(  # pragma: no cover
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        zygote = os.getppid()
         _die_with_parent()
-        if os.getppid() != zygote:  # the zygote died before the line above
+        # ``zygote`` is the pid the zygote had before forking: had it died before the line
+        # above, this process would have a new parent already (taken after the fork, the
+        # parent's pid would be that new parent's, and the worker would outlive its zygote)
+        if os.getppid() != zygote:
             os._exit(1)
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
