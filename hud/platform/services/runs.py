@@ -507,6 +507,25 @@ class _Ingest:
                 learned[oid] = team
             return found
 
+        def answer(
+            rows: list[dict[str, Any]],
+            done: dict[uuid.UUID, Any],
+            *reports: dict[uuid.UUID, _Merged],
+        ) -> None:
+            """Each written trace row's reports (enters, exits) answered; a row missing from
+            ``done`` is another team's trace."""
+            for row in rows:
+                tid = row["id"]
+                for merged in (report[tid] for report in reports):
+                    if tid not in done:
+                        refuse(merged.slots, "trace", tid)
+                        continue
+                    got = {"id": str(tid)}
+                    if merged is exits.get(tid):
+                        got["status"] = done[tid].status
+                    for out, i in merged.slots:
+                        out[i] = dict(got)
+
         # Jobs: those entered, and those the entered traces belong to (created when missing).
         wanted: set[uuid.UUID] = {
             jid for m in enters.values() if (jid := _job_of(m.fields)) is not None
@@ -554,25 +573,8 @@ class _Ingest:
                 both.append({**row, **_exit_fields(exits[tid].fields, stamp)})
             else:
                 rows.append(row)
-        done = await upsert(st.enter, rows)
-        for row in rows:
-            tid = row["id"]
-            if tid in done:
-                for out, i in enters[tid].slots:
-                    out[i] = {"id": str(tid)}
-            else:
-                refuse(enters[tid].slots, "trace", tid)
-        done = await upsert(st.enter_exit, both)
-        for row in both:
-            tid = row["id"]
-            if tid in done:
-                for out, i in enters[tid].slots:
-                    out[i] = {"id": str(tid)}
-                for out, i in exits[tid].slots:
-                    out[i] = {"id": str(tid), "status": done[tid].status}
-            else:
-                refuse(enters[tid].slots, "trace", tid)
-                refuse(exits[tid].slots, "trace", tid)
+        answer(rows, await upsert(st.enter, rows), enters)
+        answer(both, await upsert(st.enter_exit, both), enters, exits)
 
         # Trace exits (those not written with their enter above).
         written = {row["id"] for row in both}
@@ -581,14 +583,7 @@ class _Ingest:
             for tid, m in exits.items()
             if tid not in written
         ]
-        done = await upsert(st.exit, rows)
-        for row in rows:
-            tid = row["id"]
-            if tid in done:
-                for out, i in exits[tid].slots:
-                    out[i] = {"id": str(tid), "status": done[tid].status}
-            else:
-                refuse(exits[tid].slots, "trace", tid)
+        answer(rows, await upsert(st.exit, rows), exits)
 
         # Span uploads: the trace is created when missing; another team's trace is refused.
         unknown = [
